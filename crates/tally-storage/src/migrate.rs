@@ -1,0 +1,48 @@
+//! Migrations embedded from `sql/<backend>/NNNN_name.sql`, applied in order,
+//! each in its own transaction, and recorded with a checksum so that an
+//! edited migration is noticed instead of silently diverging.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Migration {
+    pub(crate) version: i64,
+    pub(crate) name: &'static str,
+    pub(crate) sql: &'static str,
+}
+
+impl Migration {
+    pub(crate) fn checksum(&self) -> String {
+        hex::encode(Sha256::digest(self.sql.as_bytes()))
+    }
+}
+
+pub(crate) const SQLITE: &[Migration] = &[
+    Migration { version: 1, name: "init", sql: include_str!("../../../sql/sqlite/0001_init.sql") },
+];
+
+pub(crate) const POSTGRES: &[Migration] = &[
+    Migration { version: 1, name: "init", sql: include_str!("../../../sql/postgres/0001_init.sql") },
+];
+
+pub(crate) const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS _tally_migrations (
+    version BIGINT PRIMARY KEY,
+    name TEXT NOT NULL,
+    checksum TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+)";
+
+/// Where the database stands against the migrations this binary carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MigrationStatus {
+    pub applied: Vec<i64>,
+    pub known: Vec<i64>,
+}
+
+impl MigrationStatus {
+    /// Every migration this binary knows is applied, and none it does not know.
+    pub fn is_current(&self) -> bool {
+        self.applied == self.known
+    }
+}

@@ -1,0 +1,175 @@
+//! Dev-only helpers shared by the test suites: where the real peers are
+//! (PostgreSQL, Redis, the moto and LocalStack emulators), unique names for
+//! fresh databases, and the path to the shared billing samples.
+//!
+//! Architecture invariants:
+//! - Only `[dev-dependencies]` name this crate; nothing in a shipped binary
+//!   depends on it.
+//! - It depends on no other Tally crate, so any crate's tests can use it
+//!   without a dependency cycle.
+//! - Peers are real processes on loopback. A helper that starts one owns it:
+//!   it is killed by PID when the guard drops, never by name.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use rand::Rng;
+
+/// The workspace root (where `Cargo.toml` with `[workspace]` lives).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("crates/<name> sits two levels down").to_path_buf()
+}
+
+/// `../shared/data` beside the checkout, or `TALLY_SHARED_DATA`.
+pub fn shared_data() -> PathBuf {
+    std::env::var_os("TALLY_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("../shared/data"))
+}
+
+/// The PostgreSQL server the tests use, without a database name.
+pub fn postgres_server_url() -> String {
+    std::env::var("TALLY_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+/// The server URL with a database name appended.
+pub fn postgres_url(database: &str) -> String {
+    format!("{}/{database}", postgres_server_url().trim_end_matches('/'))
+}
+
+/// The Redis server the tests use.
+pub fn redis_url() -> String {
+    std::env::var("TALLY_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A fresh name for a test database or key prefix: `prefix_<16 hex>`.
+pub fn unique_name(prefix: &str) -> String {
+    let n: u64 = rand::rng().random();
+    format!("{prefix}_{n:016x}")
+}
+
+/// A free TCP port on loopback (racy by nature; good enough for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
+}
+
+/// Where the Python tools are installed (`.ci/run` creates them).
+pub fn venv(name: &str) -> PathBuf {
+    std::env::var_os("TALLY_VENVS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
+            home.join(".cache/tally/venv")
+        })
+        .join(name)
+}
+
+/// A server process started by a test; killed (by its PID) when dropped.
+#[derive(Debug)]
+pub struct Peer {
+    child: Child,
+    pub addr: SocketAddr,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Peer {
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for_port(addr: SocketAddr, child: &mut Child, what: &str, timeout: Duration) -> Result<()> {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if let Some(status) = child.try_wait()? {
+            bail!("{what} exited before listening ({status})");
+        }
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("{what} did not listen on {addr} within {timeout:?}")
+}
+
+/// Starts moto's server (the Cost Explorer emulator) on a free port.
+pub fn start_moto() -> Result<Peer> {
+    let bin = venv("moto").join("bin/moto_server");
+    if !bin.exists() {
+        bail!("{} is missing: run .ci/run (or its install step) first", bin.display());
+    }
+    let port = free_port();
+    let mut child = Command::new(&bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    wait_for_port(addr, &mut child, "moto_server", Duration::from_secs(30))?;
+    Ok(Peer { child, addr, _dir: None })
+}
+
+/// Starts LocalStack (CloudWatch only, no Docker) on a free port and waits
+/// until its CloudWatch service answers.
+pub fn start_localstack() -> Result<Peer> {
+    let python = venv("localstack").join("bin/python");
+    if !python.exists() {
+        bail!("{} is missing: run .ci/run (or its install step) first", python.display());
+    }
+    let port = free_port();
+    let dir = tempfile::tempdir()?;
+    let log = std::fs::File::create(dir.path().join("localstack.log"))?;
+    let mut child = Command::new(&python)
+        .args(["-m", "localstack.runtime.main"])
+        .env("OVERRIDE_IN_DOCKER", "0")
+        .env("FILESYSTEM_ROOT", dir.path())
+        .env("GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SERVICES", "cloudwatch")
+        .env("EAGER_SERVICE_LOADING", "1")
+        .env("DNS_ADDRESS", "0")
+        .env("SKIP_SSL_CERT_DOWNLOAD", "1")
+        .env("LOCALSTACK_HOST", format!("127.0.0.1:{port}"))
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting LocalStack with {}", python.display()))?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    wait_for_port(addr, &mut child, "LocalStack", Duration::from_secs(120))?;
+    // The gateway listens before the services are ready; poll the health endpoint.
+    let start = Instant::now();
+    loop {
+        if let Ok(body) = http_get(addr, "/_localstack/health") {
+            if body.contains("\"cloudwatch\": \"running\"") || body.contains("\"cloudwatch\":\"running\"") || body.contains("\"cloudwatch\": \"available\"") {
+                break;
+            }
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            let log = std::fs::read_to_string(dir.path().join("localstack.log")).unwrap_or_default();
+            bail!("LocalStack's CloudWatch did not become ready; log:\n{log}");
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    Ok(Peer { child, addr, _dir: Some(dir) })
+}
+
+/// A minimal HTTP/1.1 GET, for health checks without an HTTP client crate.
+pub fn http_get(addr: SocketAddr, path: &str) -> Result<String> {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    let mut body = String::new();
+    s.read_to_string(&mut body)?;
+    Ok(body)
+}
