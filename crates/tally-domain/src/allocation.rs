@@ -118,6 +118,13 @@ impl fmt::Display for PoolId {
     }
 }
 
+impl FromStr for PoolId {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
 impl TryFrom<String> for PoolId {
     type Error = ValidationError;
     fn try_from(value: String) -> Result<Self, Self::Error> {

@@ -94,6 +94,13 @@ fn check_scope(import: &CostImport<'_>) -> Result<()> {
     Ok(())
 }
 
+/// Now, at the microsecond precision both databases keep, so that what is
+/// returned equals what a later read gives back.
+fn now() -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(6)
+}
+
 fn day_start(d: NaiveDate) -> DateTime<Utc> {
     Period::day(d).start()
 }
@@ -196,7 +203,7 @@ macro_rules! store_impl {
                 .bind(scope)
                 .bind(rows as i64)
                 .bind(replaced as i64)
-                .bind(Utc::now())
+                .bind(now())
                 .fetch_one(&mut **tx)
                 .await?;
                 Ok(id)
@@ -268,7 +275,7 @@ macro_rules! store_impl {
                         .bind(m.version)
                         .bind(m.name)
                         .bind(m.checksum())
-                        .bind(Utc::now().to_rfc3339())
+                        .bind(now().to_rfc3339())
                         .execute(&mut *tx)
                         .await?;
                     applied += 1;
@@ -308,7 +315,7 @@ macro_rules! store_impl {
                     .bind(&t.display_name)
                     .bind(&t.plan)
                     .bind(false)
-                    .bind(Utc::now())
+                    .bind(now())
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -327,7 +334,7 @@ macro_rules! store_impl {
                     )
                     .bind(id.as_str())
                     .bind(true)
-                    .bind(Utc::now())
+                    .bind(now())
                     .execute(&mut *tx)
                     .await?;
                     if done.rows_affected() == 1 {
@@ -595,7 +602,7 @@ macro_rules! store_impl {
                         .bind(e.tenant.as_str())
                         .bind($money::bind(e.amount.amount))
                         .bind(e.amount.currency.code())
-                        .bind(Utc::now())
+                        .bind(now())
                         .execute(&mut *tx)
                         .await?;
                 }
@@ -612,7 +619,7 @@ macro_rules! store_impl {
                 .bind(e.tenant.as_str())
                 .bind($money::bind(e.amount.amount))
                 .bind(e.amount.currency.code())
-                .bind(Utc::now())
+                .bind(now())
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -638,7 +645,7 @@ macro_rules! store_impl {
             }
 
             async fn add_cash_balance(&self, b: &NewCashBalance) -> Result<CashBalance> {
-                let now = Utc::now();
+                let now = now();
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO cash_balances (as_of, amount, currency, note, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
                 )
