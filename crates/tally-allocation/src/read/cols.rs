@@ -68,10 +68,6 @@ impl NumCol {
         })
     }
 
-    pub(crate) fn is_missing(&self) -> bool {
-        matches!(self, Self::Missing)
-    }
-
     pub(crate) fn get(&self, i: usize) -> Result<Option<Decimal>, CellError> {
         match self {
             Self::F64(c) => c.get(i).map(decimal_from_f64).transpose(),
@@ -147,10 +143,6 @@ impl TimeCol {
         })
     }
 
-    pub(crate) fn is_missing(&self) -> bool {
-        matches!(self, Self::Missing)
-    }
-
     pub(crate) fn get(&self, i: usize) -> Result<Option<DateTime<Utc>>, CellError> {
         match self {
             Self::Epoch(c, nanos) => Ok(c.get(i).map(|v| Utc.timestamp_nanos(v.saturating_mul(*nanos)))),
@@ -217,8 +209,8 @@ impl MapCol {
         let keys = fields[0].cast(&DataType::String).map_err(|e| e.to_string())?;
         let values = fields[1].cast(&DataType::String).map_err(|e| e.to_string())?;
         let (keys, values) = (keys.str().map_err(|e| e.to_string())?, values.str().map_err(|e| e.to_string())?);
-        for (k, v) in keys.into_iter().zip(values) {
-            if let (Some(k), Some(v)) = (k, v) {
+        for j in 0..keys.len() {
+            if let (Some(k), Some(v)) = (keys.get(j), values.get(j)) {
                 if !is_null_text(v) {
                     out.insert(k.to_owned(), v.to_owned());
                 }

@@ -87,7 +87,10 @@ pub fn read_cur(path: &Path, opts: &ReadOptions) -> Result<FileLines, ReadError>
             return Err(ReadError::column(path, req, "required column is missing: this does not look like a Cost and Usage Report"));
         }
     }
-    let e = |c: &str| move |m: String| ReadError::column(path, c, m);
+    let e = |c: &str| {
+        let c = c.to_owned();
+        move |m: String| ReadError::column(path, &c, m)
+    };
     let text = |c: &'static str| TextCol::of(&df, c).map_err(e(c));
     let num = |c: &'static str| NumCol::of(&df, c).map_err(e(c));
     let time = |c: &'static str| TimeCol::of(&df, c).map_err(e(c));
@@ -145,7 +148,10 @@ pub fn read_cur(path: &Path, opts: &ReadOptions) -> Result<FileLines, ReadError>
     let mut currencies: BTreeMap<String, Currency> = BTreeMap::new();
     for i in 0..df.height() {
         let row = i + 1;
-        let cell = |c: &str| move |m: String| ReadError::cell(path, row, c, m);
+        let cell = |c: &str| {
+            let c = c.to_owned();
+            move |m: String| ReadError::cell(path, row, &c, m)
+        };
         let required_time = |col: &TimeCol, name: &str| -> Result<_, ReadError> {
             col.get(i).map_err(cell(name))?.ok_or_else(|| ReadError::cell(path, row, name, "missing value"))
         };

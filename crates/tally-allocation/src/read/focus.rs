@@ -105,7 +105,10 @@ pub fn read_focus(path: &Path, opts: &ReadOptions) -> Result<FileLines, ReadErro
             return Err(ReadError::column(path, req, "required column is missing: this does not look like a FOCUS export"));
         }
     }
-    let e = |c: &str| move |m: String| ReadError::column(path, c, m);
+    let e = |c: &str| {
+        let c = c.to_owned();
+        move |m: String| ReadError::column(path, &c, m)
+    };
     let text = |c: &'static str| TextCol::of(&df, c).map_err(e(c));
     let num = |c: &'static str| NumCol::of(&df, c).map_err(e(c));
     let time = |c: &'static str| TimeCol::of(&df, c).map_err(e(c));
@@ -146,7 +149,10 @@ pub fn read_focus(path: &Path, opts: &ReadOptions) -> Result<FileLines, ReadErro
     let mut currencies: BTreeMap<String, Currency> = BTreeMap::new();
     for i in 0..df.height() {
         let row = i + 1;
-        let cell = |c: &str| move |m: String| ReadError::cell(path, row, c, m);
+        let cell = |c: &str| {
+            let c = c.to_owned();
+            move |m: String| ReadError::cell(path, row, &c, m)
+        };
         let usage_start = start.get(i).map_err(cell("ChargePeriodStart"))?.ok_or_else(|| ReadError::cell(path, row, "ChargePeriodStart", "missing value"))?;
         let usage_end = end.get(i).map_err(cell("ChargePeriodEnd"))?.ok_or_else(|| ReadError::cell(path, row, "ChargePeriodEnd", "missing value"))?;
         let cost = billed.get(i).map_err(cell("BilledCost"))?.ok_or_else(|| ReadError::cell(path, row, "BilledCost", "missing value"))?;

@@ -19,7 +19,7 @@ use rust_decimal::Decimal;
 use tally_domain::{CostLine, Currency, Month, TenantId};
 
 pub use cols::decimal_from_f64;
-pub use cur::read_cur;
+pub use cur::{amortized_cost, read_cur, EffectiveCostParts};
 pub use focus::{aws_service_code, read_focus};
 pub use revenue::read_revenue;
 pub use usage::{read_usage, UsageFile};

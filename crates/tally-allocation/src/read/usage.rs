@@ -29,7 +29,10 @@ pub fn read_usage(path: &Path) -> Result<UsageFile, ReadError> {
             return Err(ReadError::column(path, req, "required column is missing: expected timestamp,tenant,metric,value"));
         }
     }
-    let e = |c: &str| move |m: String| ReadError::column(path, c, m);
+    let e = |c: &str| {
+        let c = c.to_owned();
+        move |m: String| ReadError::column(path, &c, m)
+    };
     let ts = TimeCol::of(&df, "timestamp").map_err(e("timestamp"))?;
     let tenant = TextCol::of(&df, "tenant").map_err(e("tenant"))?;
     let metric = TextCol::of(&df, "metric").map_err(e("metric"))?;
