@@ -14,7 +14,9 @@
 //! Entry points: [`read`] (files to domain values) and [`allocate`] (a
 //! month's lines and usage to allocation rows and explanations).
 
+pub mod allocate;
 pub mod capacity;
 pub mod read;
 
+pub use allocate::{allocate_files, allocate_month, AllocationError, MonthAllocation, ServiceTotal};
 pub use read::{FileLines, ReadError, ReadOptions};
