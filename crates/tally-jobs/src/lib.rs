@@ -1,1 +1,63 @@
-//! placeholder crate root
+//! Jobs: the work Tally does on request or on schedule (import, collect,
+//! allocate, load the demo), each recorded as a job run, and the scheduler
+//! that runs them.
+//!
+//! Architecture invariants:
+//! - Orchestration only: this crate calls the readers and the allocation
+//!   (`tally-allocation`), the outside world (`tally-collectors`) and the
+//!   database (`tally-storage`) through their public APIs; it holds no SQL,
+//!   no polars, no AWS SDK types and no HTTP.
+//! - Every run is recorded (start, end, outcome, rows written, API requests,
+//!   error) whether it succeeds or fails.
+//! - Time comes from a [`tally_domain::Clock`], so schedules and windows are
+//!   tested without sleeping.
+//!
+//! Entry points: [`App`], [`import`], [`allocate`], [`demo`], [`scheduler`].
+
+pub mod allocate;
+pub mod demo;
+pub mod import;
+pub mod progress;
+pub mod runs;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tally_domain::{Clock, Config};
+use tally_storage::Store;
+
+pub use progress::{NoProgress, Progress};
+
+/// What every job needs: the database, the configuration and the clock.
+#[derive(Clone, Debug)]
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub config: Arc<Config>,
+    pub clock: Arc<dyn Clock>,
+    /// Where generated and downloaded files go.
+    pub data_dir: PathBuf,
+    /// Names this process in job runs and leases (host and PID).
+    pub holder: String,
+}
+
+/// Errors of jobs: what a person can act on, already in words.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Read(#[from] tally_allocation::ReadError),
+    #[error(transparent)]
+    Storage(#[from] tally_storage::StorageError),
+    #[error(transparent)]
+    Allocation(#[from] tally_allocation::AllocationError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+pub type Result<T, E = JobError> = std::result::Result<T, E>;
+
+/// Runs CPU-heavy work (file reading, the pipeline) off the async runtime.
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| JobError::Failed(format!("worker thread failed: {e}")))?
+}

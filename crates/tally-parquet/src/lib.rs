@@ -34,6 +34,9 @@ pub enum ColumnType {
     Int64,
     /// Optional UTC timestamp in milliseconds.
     TimestampMillis,
+    /// Optional exact decimal with this many digits after the point (at
+    /// most 18 digits in all), stored as its unscaled 64-bit integer.
+    Decimal(u8),
     /// Optional `MAP<string, string>`.
     MapUtf8,
     /// Optional `MAP<string, double>`.
@@ -47,6 +50,8 @@ pub enum ColumnData<'a> {
     Double(Vec<Option<f64>>),
     Int64(Vec<Option<i64>>),
     TimestampMillis(Vec<Option<i64>>),
+    /// Unscaled values and the scale they carry.
+    Decimal(Vec<Option<i64>>, u8),
     MapUtf8(Vec<Option<Vec<(&'a str, Option<&'a str>)>>>),
     MapDouble(Vec<Option<Vec<(&'a str, Option<f64>)>>>),
 }
@@ -56,7 +61,7 @@ impl ColumnData<'_> {
         match self {
             Self::Utf8(v) => v.len(),
             Self::Double(v) => v.len(),
-            Self::Int64(v) | Self::TimestampMillis(v) => v.len(),
+            Self::Int64(v) | Self::TimestampMillis(v) | Self::Decimal(v, _) => v.len(),
             Self::MapUtf8(v) => v.len(),
             Self::MapDouble(v) => v.len(),
         }
@@ -68,6 +73,7 @@ impl ColumnData<'_> {
             Self::Double(_) => ColumnType::Double,
             Self::Int64(_) => ColumnType::Int64,
             Self::TimestampMillis(_) => ColumnType::TimestampMillis,
+            Self::Decimal(_, scale) => ColumnType::Decimal(*scale),
             Self::MapUtf8(_) => ColumnType::MapUtf8,
             Self::MapDouble(_) => ColumnType::MapDouble,
         }
@@ -111,6 +117,7 @@ fn schema_text(columns: &[(String, ColumnType)]) -> String {
             ColumnType::Double => format!("  optional double {name};\n"),
             ColumnType::Int64 => format!("  optional int64 {name};\n"),
             ColumnType::TimestampMillis => format!("  optional int64 {name} (TIMESTAMP(MILLIS,true));\n"),
+            ColumnType::Decimal(scale) => format!("  optional int64 {name} (DECIMAL(18,{scale}));\n"),
             ColumnType::MapUtf8 => format!(
                 "  optional group {name} (MAP) {{\n    repeated group key_value {{\n      required binary key (STRING);\n      optional binary value (STRING);\n    }}\n  }}\n"
             ),
@@ -166,7 +173,7 @@ impl ParquetWriter {
                     w.typed::<DoubleType>().write_batch(&vals, Some(&defs), None)?;
                     w.close()?;
                 }
-                ColumnData::Int64(values) | ColumnData::TimestampMillis(values) => {
+                ColumnData::Int64(values) | ColumnData::TimestampMillis(values) | ColumnData::Decimal(values, _) => {
                     let mut w = group.next_column()?.ok_or_else(|| Error::Shape("schema ended early".into()))?;
                     let (vals, defs) = flat(values.iter().copied());
                     w.typed::<Int64Type>().write_batch(&vals, Some(&defs), None)?;

@@ -1,0 +1,387 @@
+//! The dashboard: server-rendered HTML that works without JavaScript.
+//! Sign-in puts the token in an HttpOnly, SameSite=Strict cookie;
+//! `/login?token=...` does it in one click, like Jupyter's sign-in link.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+use rust_decimal::Decimal;
+use tally_domain::Month;
+use tally_reports::tenant::TenantReport;
+
+use crate::auth::{verify, Principal, Role, COOKIE};
+use crate::error::ApiError;
+use crate::params::{Params, Span};
+use crate::routes::{build_burn, build_reconciliation, build_tenant_report, default_month, tenant_of, tenant_reports};
+use crate::ApiState;
+
+pub(crate) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/", get(ceo))
+        .route("/login", get(login))
+        .route("/logout", get(logout))
+        .route("/tenants", get(tenants_page))
+        .route("/tenants/{tenant}", get(tenant_page))
+        .route("/finance", get(finance))
+        .route("/operations", get(operations))
+}
+
+const STYLE: &str = r#"
+:root{--ink:#1b2430;--muted:#5b6675;--line:#dde3ea;--bg:#f6f8fa;--card:#fff;--accent:#1f6feb;--bad:#c62828;--good:#2e7d32;--warn:#b26a00}
+*{box-sizing:border-box}body{margin:0;font:15px/1.45 "DejaVu Sans",system-ui,sans-serif;color:var(--ink);background:var(--bg)}
+header{background:#0f1b2d;color:#fff;padding:.6rem 1rem;display:flex;flex-wrap:wrap;gap:.25rem 1.2rem;align-items:center}
+header a{color:#cfe0ff;text-decoration:none}header a.on{color:#fff;font-weight:bold;border-bottom:2px solid #fff}header .brand{font-weight:bold;color:#fff;margin-right:1rem}
+main{max-width:1200px;margin:0 auto;padding:1rem}h1{font-size:1.4rem;margin:.4rem 0 1rem}h2{font-size:1.1rem;margin:1.5rem 0 .6rem}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(170px,1fr));gap:.75rem}
+.card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:.75rem .9rem}.card .k{color:var(--muted);font-size:.8rem;text-transform:uppercase;letter-spacing:.04em}
+.card .v{font-size:1.45rem;font-weight:bold;margin-top:.2rem}.card .s{color:var(--muted);font-size:.85rem}
+.bad{color:var(--bad)}.good{color:var(--good)}.warn{color:var(--warn)}
+.table{overflow-x:auto;background:var(--card);border:1px solid var(--line);border-radius:8px}
+table{border-collapse:collapse;width:100%}th,td{padding:.45rem .6rem;border-bottom:1px solid var(--line);text-align:left;white-space:nowrap}
+th a{color:inherit}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}tr.below{background:#fff4f4}
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:.75rem}.charts img{width:100%;height:auto;background:#fff;border:1px solid var(--line);border-radius:8px}
+.note{color:var(--muted);font-size:.9rem}form input{font:inherit;padding:.5rem;width:100%;max-width:36rem}form button{font:inherit;padding:.5rem 1rem;margin-top:.5rem}
+a.button{display:inline-block;padding:.3rem .6rem;border:1px solid var(--line);border-radius:6px;background:#fff;text-decoration:none;color:var(--accent);margin:.1rem}
+@media (max-width:600px){main{padding:.6rem}.card .v{font-size:1.2rem}th,td{padding:.35rem .4rem;font-size:.85rem}}
+"#;
+
+fn page(title: &str, who: Option<&Principal>, active: &str, body: Markup) -> Markup {
+    let nav: &[(&str, &str)] = match who.map(|p| p.role) {
+        Some(Role::Tenant) => &[],
+        Some(_) => &[("/", "Overview"), ("/tenants", "Tenants"), ("/finance", "Finance"), ("/operations", "Operations")],
+        None => &[],
+    };
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Tally" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                header {
+                    span.brand { "Tally" }
+                    @for (href, label) in nav {
+                        a href=(href) class=@if *href == active { "on" } { (label) }
+                    }
+                    @if who.is_some() { a href="/logout" style="margin-left:auto" { "Sign out" } }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+fn html_response(m: Markup) -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], m.into_string()).into_response()
+}
+
+/// `$1,234.56`, with the sign before the symbol.
+pub(crate) fn money(d: Decimal, currency: &str) -> String {
+    let rounded = d.round_dp(2);
+    let neg = rounded.is_sign_negative() && !rounded.is_zero();
+    let text = format!("{:.2}", rounded.abs());
+    let (int, frac) = text.split_once('.').unwrap_or((&text, "00"));
+    let mut grouped = String::new();
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    let symbol = match currency {
+        "USD" => "$",
+        "EUR" => "€",
+        "GBP" => "£",
+        _ => "",
+    };
+    let sign = if neg { "-" } else { "" };
+    if symbol.is_empty() { format!("{sign}{grouped}.{frac} {currency}") } else { format!("{sign}{symbol}{grouped}.{frac}") }
+}
+
+fn percent(p: Option<Decimal>) -> String {
+    p.map(|p| format!("{p}%")).unwrap_or_else(|| "—".into())
+}
+
+/// The caller, or a redirect to the sign-in page.
+fn signed_in(who: Result<Principal, ApiError>) -> Result<Principal, Response> {
+    who.map_err(|_| Redirect::to("/login").into_response())
+}
+
+async fn login(State(state): State<ApiState>, q: Params) -> Response {
+    if let Some(token) = q.get("token") {
+        return match verify(state.store.as_ref(), token, state.clock.now()).await {
+            Ok(_) => {
+                let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=2592000");
+                let mut resp = Redirect::to("/").into_response();
+                resp.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("token is ASCII"));
+                resp
+            }
+            Err(_) => {
+                let body = page("Sign in", None, "", html! { h1 { "Sign in" } p.bad { "That token is unknown, revoked or expired." } (login_form()) });
+                (StatusCode::UNAUTHORIZED, html_response(body)).into_response()
+            }
+        };
+    }
+    html_response(page("Sign in", None, "", html! { h1 { "Sign in to Tally" } (login_form()) }))
+}
+
+fn login_form() -> Markup {
+    html! {
+        form method="get" action="/login" {
+            label for="token" { "Access token" } br;
+            input id="token" name="token" type="password" placeholder="tly_..." autocomplete="off" required;
+            br;
+            button type="submit" { "Sign in" }
+        }
+        p.note { "Create one with " code { "tally token create --role viewer" } "; " code { "tally demo" } " prints a sign-in link." }
+    }
+}
+
+async fn logout() -> Response {
+    let mut resp = Redirect::to("/login").into_response();
+    resp.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_static("tally_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"));
+    resp
+}
+
+async fn ceo(State(state): State<ApiState>, who: Result<Principal, ApiError>) -> Result<Response, Response> {
+    let who = signed_in(who)?;
+    if let (Role::Tenant, Some(t)) = (who.role, &who.tenant) {
+        return Ok(Redirect::to(&format!("/tenants/{t}")).into_response());
+    }
+    let burn = build_burn(&state, &Params::default()).await.map_err(IntoResponse::into_response)?;
+    let cur = &burn.currency;
+    let this = burn.months.last();
+    let last = burn.months.iter().rev().nth(1);
+    let month = this.map_or_else(|| Month::of(state.clock.now()), |m| m.month);
+    let span = Span { from: month, to: month, from_day: None, to_day: None };
+    let mut tenants = tenant_reports(&state, &who, &span).await.map_err(IntoResponse::into_response)?;
+    tenants.retain(|t| t.cost > t.revenue);
+    tenants.sort_by(|a, b| (b.cost - b.revenue).cmp(&(a.cost - a.revenue)));
+    let body = html! {
+        h1 { "Burn, revenue and runway" }
+        @if let Some(r) = &burn.runway {
+            div.cards {
+                div.card { div.k { "Cash now (est.)" } div.v { (money(r.cash_now, cur)) } div.s { "balance " (money(r.balance, cur)) " on " (r.balance_date) } }
+                div.card { div.k { "Monthly net burn" } div.v { (money(r.monthly_net_burn, cur)) } div.s { "mean of the last complete months" } }
+                div.card { div.k { "Runway" }
+                    @if r.profitable { div.v.good { "Profitable" } }
+                    @else if let (Some(m), Some(d)) = (r.months, r.runs_out_on) { div.v class=@if m < Decimal::from(6) { "bad" } { (m) " months" } div.s { "cash runs out around " (d) } }
+                    @else { div.v { "—" } }
+                }
+            }
+        } @else {
+            p.note { "Set " code { "finance.cash_balance" } " in the config or post a cash balance to see runway." }
+        }
+        @for (label, m) in [("This month", this), ("Last month", last)] {
+            @if let Some(m) = m {
+                h2 { (label) ": " (m.month) @if !m.complete { span.note { " (to date)" } } }
+                div.cards {
+                    div.card { div.k { "AWS cost" } div.v { (money(m.aws_cost, cur)) } }
+                    div.card { div.k { "Other costs" } div.v { (money(m.other_costs, cur)) } }
+                    div.card { div.k { "Revenue" } div.v { (money(m.revenue, cur)) } }
+                    div.card { div.k { "Net burn" } div.v class=@if m.net_burn > Decimal::ZERO { "bad" } @else { "good" } { (money(m.net_burn, cur)) } }
+                    div.card { div.k { "Gross margin" } div.v { (percent(m.gross_margin_percent)) } div.s { "revenue less AWS cost" } }
+                }
+            }
+        }
+        h2 { "Tenants that cost more than they pay in " (month) }
+        @if tenants.is_empty() { p.good { "None: every tenant pays more than it costs." } }
+        @else {
+            div.table { table {
+                tr { th { "Tenant" } th { "Plan" } th.n { "Cost" } th.n { "Revenue" } th.n { "Shortfall" } }
+                @for t in tenants.iter().take(10) {
+                    tr.below { td { a href={ "/tenants/" (t.tenant) } { (t.name) } } td { (t.plan.clone().unwrap_or_default()) } td.n { (money(t.cost, cur)) } td.n { (money(t.revenue, cur)) } td.n.bad { (money(t.cost - t.revenue, cur)) } }
+                }
+            } }
+        }
+        h2 { "By month" }
+        div.table { table {
+            tr { th { "Month" } th.n { "AWS" } th.n { "Other" } th.n { "Revenue" } th.n { "Net burn" } th.n { "Gross margin" } }
+            @for m in &burn.months {
+                tr { td { (m.month) @if !m.complete { " (to date)" } } td.n { (money(m.aws_cost, cur)) } td.n { (money(m.other_costs, cur)) } td.n { (money(m.revenue, cur)) } td.n { (money(m.net_burn, cur)) } td.n { (percent(m.gross_margin_percent)) } }
+            }
+        } }
+    };
+    Ok(html_response(page("Overview", Some(&who), "/", body)))
+}
+
+fn sort_tenants(rows: &mut [TenantReport], key: &str, desc: bool) {
+    rows.sort_by(|a, b| {
+        let o = match key {
+            "tenant" => a.name.to_lowercase().cmp(&b.name.to_lowercase()),
+            "revenue" => a.revenue.cmp(&b.revenue),
+            "margin" => a.gross_margin_percent.unwrap_or(Decimal::MIN).cmp(&b.gross_margin_percent.unwrap_or(Decimal::MIN)),
+            _ => a.cost.cmp(&b.cost),
+        };
+        if desc { o.reverse() } else { o }
+    });
+}
+
+async fn tenants_page(State(state): State<ApiState>, who: Result<Principal, ApiError>, q: Params) -> Result<Response, Response> {
+    let who = signed_in(who)?;
+    let month = q.parse::<Month>("month", "a month").map_err(IntoResponse::into_response)?;
+    let month = match month {
+        Some(m) => m,
+        None => default_month(&state).await.map_err(IntoResponse::into_response)?,
+    };
+    let span = Span { from: month, to: month, from_day: None, to_day: None };
+    let mut rows = tenant_reports(&state, &who, &span).await.map_err(IntoResponse::into_response)?;
+    let key = q.get("sort").unwrap_or("cost").to_owned();
+    let desc = q.get("dir") != Some("asc");
+    sort_tenants(&mut rows, &key, desc);
+    let cur = state.config.currency.to_string();
+    let th = |k: &str, label: &str, numeric: bool| {
+        let dir = if key == k && desc { "asc" } else { "desc" };
+        let arrow = if key == k { if desc { " ▼" } else { " ▲" } } else { "" };
+        html! { th class=@if numeric { "n" } { a href={ "?month=" (month) "&sort=" (k) "&dir=" (dir) } { (label) (arrow) } } }
+    };
+    let body = html! {
+        h1 { "Tenants in " (month) }
+        p.note { "Rows in red fall below the target gross margin of " (state.config.finance.target_margin_percent) "%." }
+        div.table { table {
+            tr { (th("tenant", "Tenant", false)) th { "Plan" } (th("cost", "Cost", true)) (th("revenue", "Revenue", true)) (th("margin", "Margin", true)) th.n { "Per 1k requests" } th.n { "Per GB egress" } th.n { "Per GB-month DB" } th.n { "Per vCPU-hour" } }
+            @for t in &rows {
+                tr class=@if t.below_target { "below" } {
+                    td { a href={ "/tenants/" (t.tenant) "?month=" (month) } { (t.name) } }
+                    td { (t.plan.clone().unwrap_or_default()) }
+                    td.n { (money(t.cost, &cur)) }
+                    td.n { (money(t.revenue, &cur)) }
+                    td.n class=@if t.below_target { "bad" } { (percent(t.gross_margin_percent)) }
+                    td.n { (unit(t.unit_costs.per_1000_requests, &cur)) }
+                    td.n { (unit(t.unit_costs.per_gb_egress, &cur)) }
+                    td.n { (unit(t.unit_costs.per_gb_month_db_storage, &cur)) }
+                    td.n { (unit(t.unit_costs.per_vcpu_hour, &cur)) }
+                }
+            }
+        } }
+    };
+    Ok(html_response(page("Tenants", Some(&who), "/tenants", body)))
+}
+
+fn unit(v: Option<Decimal>, cur: &str) -> String {
+    match v {
+        Some(v) => format!("{}{}", if cur == "USD" { "$" } else { "" }, v.round_dp(4)),
+        None => "—".into(),
+    }
+}
+
+async fn tenant_page(State(state): State<ApiState>, who: Result<Principal, ApiError>, Path(id): Path<String>, q: Params) -> Result<Response, Response> {
+    let who = signed_in(who)?;
+    let t = tenant_of(&state, &who, &id).await.map_err(IntoResponse::into_response)?;
+    let month = match q.parse::<Month>("month", "a month").map_err(IntoResponse::into_response)? {
+        Some(m) => m,
+        None => default_month(&state).await.map_err(IntoResponse::into_response)?,
+    };
+    let span = Span { from: month, to: month, from_day: None, to_day: None };
+    let r = build_tenant_report(&state, &t, &span).await.map_err(IntoResponse::into_response)?;
+    let ex = state.store.explanations(month, Some(t.id.as_str())).await.map_err(|e| ApiError::from(e).into_response())?;
+    let cur = state.config.currency.to_string();
+    let body = html! {
+        h1 { (r.name) " in " (month) }
+        div.cards {
+            div.card { div.k { "Cost" } div.v { (money(r.cost, &cur)) } div.s { "amortized " (money(r.cost_amortized, &cur)) } }
+            div.card { div.k { "Revenue" } div.v { (money(r.revenue, &cur)) } div.s { (r.plan.clone().unwrap_or_else(|| "no plan".into())) } }
+            div.card { div.k { "Gross margin" } div.v class=@if r.below_target { "bad" } @else { "good" } { (percent(r.gross_margin_percent)) } div.s { (money(r.gross_margin, &cur)) } }
+            div.card { div.k { "Per 1,000 requests" } div.v { (unit(r.unit_costs.per_1000_requests, &cur)) } div.s { (format!("{:.0}", r.usage.requests)) " requests" } }
+        }
+        h2 { "Cost by pool" }
+        div.table { table {
+            tr { th { "Pool" } th { "Service" } th.n { "Unblended" } th.n { "Amortized" } }
+            @for l in &r.lines { tr { td { (l.pool) } td { (l.service) } td.n { (money(l.unblended, &cur)) } td.n { (money(l.amortized, &cur)) } } }
+        } }
+        h2 { "How each share was computed" }
+        div.table { table {
+            tr { th { "Pool" } th { "Driver" } th.n { "Tenant's quantity" } th.n { "Pool's quantity" } th.n { "Share" } th.n { "Pool cost" } th.n { "Allocated" } th { "Method" } }
+            @for e in &ex {
+                tr {
+                    td { (e.pool) } td { (e.driver.clone().unwrap_or_default()) }
+                    td.n { (e.driver_quantity.map(|q| format!("{q:.2}")).unwrap_or_default()) }
+                    td.n { (e.pool_driver_quantity.map(|q| format!("{q:.2}")).unwrap_or_default()) }
+                    td.n { (format!("{:.2}%", e.share * 100.0)) }
+                    td.n { (money(e.pool_unblended, &cur)) } td.n { (money(e.allocated_unblended, &cur)) }
+                    td style="white-space:normal;min-width:18rem" { (e.method) }
+                }
+            }
+        } }
+    };
+    Ok(html_response(page(&r.name, Some(&who), "/tenants", body)))
+}
+
+async fn finance(State(state): State<ApiState>, who: Result<Principal, ApiError>) -> Result<Response, Response> {
+    let who = signed_in(who)?;
+    who.require_company().map_err(IntoResponse::into_response)?;
+    let runs = state.store.allocation_runs().await.map_err(|e| ApiError::from(e).into_response())?;
+    let cur = state.config.currency.to_string();
+    let mut recs = Vec::new();
+    for r in runs.iter().rev() {
+        recs.push(build_reconciliation(&state, r.month).await.map_err(IntoResponse::into_response)?);
+    }
+    let exports = matches!(who.role, Role::Admin | Role::Finance);
+    let body = html! {
+        h1 { "Finance" }
+        p.note { "Each month's allocation adds up to its bill per service, to the cent. The CSV's rows sum to the invoice." }
+        div.table { table {
+            tr { th { "Month" } th { "Source" } th.n { "Billed" } th.n { "Allocated" } th.n { "Difference" } th.n { "Unallocated" } th { "Status" } @if exports { th { "Downloads" } } }
+            @for rec in &recs {
+                tr {
+                    td { (rec.month) } td { (rec.source.clone().unwrap_or_default()) }
+                    td.n { (money(rec.billed_total, &cur)) } td.n { (money(rec.allocated_total, &cur)) }
+                    td.n { (money(rec.allocated_total - rec.billed_total, &cur)) } td.n { (money(rec.unallocated_total, &cur)) }
+                    td class=@if rec.reconciled { "good" } @else { "bad" } { @if rec.reconciled { "reconciled" } @else { "does not reconcile" } }
+                    @if exports { td {
+                        a.button href={ "/api/v1/exports/monthly.csv?month=" (rec.month) } { "CSV" }
+                        a.button href={ "/api/v1/exports/monthly.parquet?month=" (rec.month) } { "Parquet" }
+                    } }
+                }
+            }
+        } }
+        @for rec in recs.iter().filter(|r| !r.unallocated.is_empty()) {
+            h2 { "Unallocated in " (rec.month) }
+            div.table { table {
+                tr { th { "Service" } th { "Pool" } th { "Reason" } th.n { "Amount" } }
+                @for u in &rec.unallocated { tr { td { (u.service) } td { (u.pool) } td { (u.reason) } td.n { (money(u.unblended, &cur)) } } }
+            } }
+        }
+    };
+    Ok(html_response(page("Finance", Some(&who), "/finance", body)))
+}
+
+async fn operations(State(state): State<ApiState>, who: Result<Principal, ApiError>) -> Result<Response, Response> {
+    let who = signed_in(who)?;
+    who.require_company().map_err(IntoResponse::into_response)?;
+    let runs = state.store.job_runs(None, 100).await.map_err(|e| ApiError::from(e).into_response())?;
+    let body = html! {
+        h1 { "Operations" }
+        h2 { "Latest job runs" }
+        div.table { table {
+            tr { th { "Job" } th { "Started (UTC)" } th { "Outcome" } th.n { "Rows" } th.n { "API requests" } th { "Detail or error" } }
+            @for r in &runs {
+                tr {
+                    td { (r.job) } td { (r.started_at.format("%Y-%m-%d %H:%M:%S")) }
+                    td class=@match r.outcome { tally_domain::JobOutcome::Failed => "bad", tally_domain::JobOutcome::Succeeded => "good", _ => "warn" } { (r.outcome) }
+                    td.n { (r.rows_written) } td.n { (r.api_requests) }
+                    td style="white-space:normal" { (r.error.clone().or_else(|| r.detail.clone()).unwrap_or_default()) }
+                }
+            }
+        } }
+    };
+    Ok(html_response(page("Operations", Some(&who), "/operations", body)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::money;
+
+    #[test]
+    fn money_is_grouped_by_thousands_with_the_sign_first() {
+        assert_eq!(money("1234567.891".parse().unwrap(), "USD"), "$1,234,567.89");
+        assert_eq!(money("-0.2".parse().unwrap(), "USD"), "-$0.20");
+        assert_eq!(money("999".parse().unwrap(), "JPY"), "999.00 JPY");
+    }
+}

@@ -1,0 +1,523 @@
+//! The JSON API under `/api/v1`. Every handler reads precomputed results;
+//! only `POST /allocations/{month}` runs the allocation.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use tally_domain::{AllocationOutcome, AllocationRow, Currency, Explanation, JobRun, Money, Month, RevenueEntry, Tenant, TenantId};
+use tally_reports::burn::{burn, BurnReport};
+use tally_reports::costs::{group, CostGroup, Dimension, Measure};
+use tally_reports::reconciliation::{reconcile, Reconciliation};
+use tally_reports::tenant::{tenant_report, TenantReport, UsageSums};
+use tally_storage::{AllocationFilter, NewCashBalance};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::params::{Params, Span};
+use crate::ApiState;
+
+/// Query parameters shared by the reports.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code, reason = "declares the query for the OpenAPI document; handlers parse it with Params")]
+pub struct SpanQuery {
+    /// A month, `YYYY-MM`; exclusive with `from`/`to`.
+    pub month: Option<String>,
+    /// First month (`YYYY-MM`) or day (`YYYY-MM-DD`).
+    pub from: Option<String>,
+    /// Last month (`YYYY-MM`, inclusive) or day (`YYYY-MM-DD`, exclusive).
+    pub to: Option<String>,
+}
+
+/// The latest month holding an allocation, else the current month.
+pub(crate) async fn default_month(state: &ApiState) -> ApiResult<Month> {
+    let runs = state.store.allocation_runs().await?;
+    Ok(runs.last().map(|r| r.month).unwrap_or_else(|| Month::of(state.clock.now())))
+}
+
+pub(crate) async fn monthly_rows(state: &ApiState, span: &Span, allocatee: Option<String>) -> ApiResult<Vec<AllocationRow>> {
+    let mut f = AllocationFilter::months(span.from, span.to);
+    f.allocatee = allocatee;
+    Ok(state.store.allocation_rows(&f).await?)
+}
+
+/// Costs grouped by dimensions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CostsResponse {
+    #[schema(value_type = String)]
+    pub from: Month,
+    #[schema(value_type = String)]
+    pub to: Month,
+    pub currency: String,
+    pub measure: Measure,
+    pub group_by: Vec<String>,
+    pub groups: Vec<CostGroup>,
+    #[serde(with = "rust_decimal::serde::str")]
+    #[schema(value_type = String)]
+    pub total: Decimal,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code, reason = "declares the query for the OpenAPI document; handlers parse it with Params")]
+pub struct CostsQuery {
+    /// Comma-separated dimensions: tenant, service, pool, day, month (default tenant).
+    pub group_by: Option<String>,
+    /// `unblended` (default, as invoiced) or `amortized`.
+    pub measure: Option<String>,
+    /// Only this tenant (or `__idle__`, `__shared__`, `__unallocated__`).
+    pub tenant: Option<String>,
+    pub service: Option<String>,
+    pub pool: Option<String>,
+    pub month: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+/// Costs grouped by any of tenant, service, pool, day and month.
+#[utoipa::path(get, path = "/api/v1/costs", tag = "reports", params(CostsQuery),
+    responses((status = 200, body = CostsResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn costs(State(state): State<ApiState>, who: Principal, q: Params) -> ApiResult<Json<CostsResponse>> {
+    q.only(&["group_by", "measure", "tenant", "service", "pool", "month", "from", "to"])?;
+    let span = q.span(default_month(&state).await?)?;
+    let dims: Vec<Dimension> = q
+        .get("group_by")
+        .unwrap_or("tenant")
+        .split(',')
+        .map(|d| d.parse::<Dimension>().map_err(|e| ApiError::bad_parameter("group_by", e)))
+        .collect::<ApiResult<_>>()?;
+    let measure: Measure = q.get("measure").map(str::parse).transpose().map_err(|e: String| ApiError::bad_parameter("measure", e))?.unwrap_or_default();
+    let tenant = match (q.get("tenant"), &who.tenant) {
+        (Some(t), _) if !who.may_see(t) => return Err(ApiError::NotFound(format!("no tenant {t}"))),
+        (Some(t), _) => Some(t.to_owned()),
+        (None, Some(own)) => Some(own.to_string()),
+        (None, None) => None,
+    };
+    let daily = dims.contains(&Dimension::Day) || span.from_day.is_some() || span.to_day.is_some();
+    let mut f = AllocationFilter::months(span.from, span.to);
+    f.daily = daily;
+    f.allocatee = tenant;
+    f.from_day = span.from_day;
+    f.to_day = span.to_day;
+    let mut rows = state.store.allocation_rows(&f).await?;
+    if let Some(s) = q.get("service") {
+        rows.retain(|r| r.service == s);
+    }
+    if let Some(p) = q.get("pool") {
+        rows.retain(|r| r.pool.as_str() == p);
+    }
+    let groups = group(&rows, &dims, measure);
+    let total = groups.iter().map(|g| g.cost).sum();
+    Ok(Json(CostsResponse {
+        from: span.from,
+        to: span.to,
+        currency: state.config.currency.to_string(),
+        measure,
+        group_by: dims.iter().map(|d| d.as_str().to_owned()).collect(),
+        groups,
+        total,
+    }))
+}
+
+pub(crate) async fn usage_sums(state: &ApiState, span: &Span, tenant: &TenantId) -> ApiResult<UsageSums> {
+    let mut sums = UsageSums::new();
+    for m in span.from.through(span.to) {
+        for t in state.store.usage_totals(m.start(), m.end()).await? {
+            if &t.tenant == tenant {
+                sums.insert((m, t.metric), t.value);
+            }
+        }
+    }
+    Ok(sums)
+}
+
+pub(crate) async fn tenant_of(state: &ApiState, who: &Principal, id: &str) -> ApiResult<Tenant> {
+    if !who.may_see(id) {
+        return Err(ApiError::NotFound(format!("no tenant {id}")));
+    }
+    let tenants = state.store.tenants().await?;
+    tenants.into_iter().find(|t| t.id.as_str() == id).ok_or_else(|| ApiError::NotFound(format!("no tenant {id}")))
+}
+
+pub(crate) async fn build_tenant_report(state: &ApiState, tenant: &Tenant, span: &Span) -> ApiResult<TenantReport> {
+    let rows = monthly_rows(state, span, Some(tenant.id.to_string())).await?;
+    let revenue: Decimal = state.store.revenue(span.from, span.to).await?.iter().filter(|r| r.tenant == tenant.id).map(|r| r.amount.amount).sum();
+    let usage = usage_sums(state, span, &tenant.id).await?;
+    Ok(tenant_report(tenant, span.from, span.to, &rows, revenue, &usage, state.config.finance.target_margin_percent))
+}
+
+/// One tenant: cost by pool and service, revenue, gross margin and unit costs.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}", tag = "reports", params(("tenant" = String, Path, description = "Tenant id"), SpanQuery),
+    responses((status = 200, body = TenantReport), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn tenant(State(state): State<ApiState>, who: Principal, Path(id): Path<String>, q: Params) -> ApiResult<Json<TenantReport>> {
+    q.only(&["month", "from", "to"])?;
+    let t = tenant_of(&state, &who, &id).await?;
+    let span = q.span(default_month(&state).await?)?;
+    Ok(Json(build_tenant_report(&state, &t, &span).await?))
+}
+
+/// Every tenant the token may see, with cost, revenue, margin and unit costs.
+#[utoipa::path(get, path = "/api/v1/tenants", tag = "reports", params(SpanQuery),
+    responses((status = 200, body = Vec<TenantReport>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn tenants(State(state): State<ApiState>, who: Principal, q: Params) -> ApiResult<Json<Vec<TenantReport>>> {
+    q.only(&["month", "from", "to"])?;
+    let span = q.span(default_month(&state).await?)?;
+    Ok(Json(tenant_reports(&state, &who, &span).await?))
+}
+
+pub(crate) async fn tenant_reports(state: &ApiState, who: &Principal, span: &Span) -> ApiResult<Vec<TenantReport>> {
+    let tenants: Vec<Tenant> = state.store.tenants().await?.into_iter().filter(|t| who.may_see(t.id.as_str())).collect();
+    let rows = monthly_rows(state, span, who.tenant.as_ref().map(|t| t.to_string())).await?;
+    let revenue = state.store.revenue(span.from, span.to).await?;
+    let mut usage: BTreeMap<TenantId, UsageSums> = BTreeMap::new();
+    for m in span.from.through(span.to) {
+        for t in state.store.usage_totals(m.start(), m.end()).await? {
+            usage.entry(t.tenant.clone()).or_default().insert((m, t.metric), t.value);
+        }
+    }
+    let empty = UsageSums::new();
+    let mut out: Vec<TenantReport> = tenants
+        .iter()
+        .map(|t| {
+            let rev: Decimal = revenue.iter().filter(|r| r.tenant == t.id).map(|r| r.amount.amount).sum();
+            tenant_report(t, span.from, span.to, &rows, rev, usage.get(&t.id).unwrap_or(&empty), state.config.finance.target_margin_percent)
+        })
+        .collect();
+    out.sort_by(|a, b| b.cost.cmp(&a.cost).then(a.tenant.cmp(&b.tenant)));
+    Ok(out)
+}
+
+/// Burn against revenue by month, with runway.
+#[utoipa::path(get, path = "/api/v1/burn", tag = "reports", params(SpanQuery),
+    responses((status = 200, body = BurnReport), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn burn_report(State(state): State<ApiState>, who: Principal, q: Params) -> ApiResult<Json<BurnReport>> {
+    who.require_company()?;
+    q.only(&["month", "from", "to"])?;
+    Ok(Json(build_burn(&state, &q).await?))
+}
+
+pub(crate) async fn build_burn(state: &ApiState, q: &Params) -> ApiResult<BurnReport> {
+    let runs = state.store.allocation_runs().await?;
+    let latest = runs.last().map(|r| r.month).unwrap_or_else(|| Month::of(state.clock.now()));
+    let earliest = runs.first().map(|r| r.month).unwrap_or(latest);
+    let span = if q.get("month").is_none() && q.get("from").is_none() && q.get("to").is_none() {
+        Span { from: earliest, to: latest, from_day: None, to_day: None }
+    } else {
+        q.span(latest)?
+    };
+    let months: Vec<Month> = span.from.through(span.to).collect();
+    let rows = monthly_rows(state, &span, None).await?;
+    let mut aws: BTreeMap<Month, Decimal> = BTreeMap::new();
+    for r in &rows {
+        *aws.entry(r.month).or_default() += r.unblended;
+    }
+    let mut revenue: BTreeMap<Month, Decimal> = BTreeMap::new();
+    for r in state.store.revenue(span.from, span.to).await? {
+        *revenue.entry(r.month).or_default() += r.amount.amount;
+    }
+    // The latest cash entry posted through the API wins over the configured balance.
+    let entries = state.store.cash_balances().await?;
+    let balance = entries
+        .last()
+        .map(|b| (b.as_of, b.amount.amount))
+        .or_else(|| state.config.finance.cash_balance.zip(state.config.finance.cash_balance_date).map(|(a, d)| (d, a)));
+    Ok(burn(state.config.currency.code(), &months, &aws, &revenue, &state.config.finance.monthly_costs, balance, state.clock.now().date_naive()))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code, reason = "declares the query for the OpenAPI document; handlers parse it with Params")]
+pub struct MonthQuery {
+    /// The month, `YYYY-MM` (default: the latest allocated month).
+    pub month: Option<String>,
+}
+
+/// A month's bill against its allocation per service, with the unallocated rows and their reasons.
+#[utoipa::path(get, path = "/api/v1/reconciliation", tag = "reports", params(MonthQuery),
+    responses((status = 200, body = Reconciliation), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn reconciliation(State(state): State<ApiState>, who: Principal, q: Params) -> ApiResult<Json<Reconciliation>> {
+    who.require_company()?;
+    q.only(&["month"])?;
+    let month = q.parse::<Month>("month", "a month such as 2026-10")?.unwrap_or(default_month(&state).await?);
+    Ok(Json(build_reconciliation(&state, month).await?))
+}
+
+pub(crate) async fn build_reconciliation(state: &ApiState, month: Month) -> ApiResult<Reconciliation> {
+    let runs = state.store.allocation_runs().await?;
+    let run = runs.iter().find(|r| r.month == month).ok_or_else(|| ApiError::NotAllocated(format!("{month} has not been allocated")))?;
+    let billed: Vec<_> = state.store.billed_totals(month).await?.into_iter().map(|b| (b.service, b.lines, b.unblended, b.amortized)).collect();
+    let rows = state.store.allocation_rows(&AllocationFilter::months(month, month)).await?;
+    Ok(reconcile(month, Some(run.source.clone()), &billed, &rows))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code, reason = "declares the query for the OpenAPI document; handlers parse it with Params")]
+pub struct JobsQuery {
+    /// Only runs of this job, e.g. `collect:costs` or `allocate:2026-10`.
+    pub job: Option<String>,
+    /// At most this many runs, newest first (default 50, at most 1000).
+    pub limit: Option<i64>,
+}
+
+/// A recorded job run.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobRunDto {
+    pub id: i64,
+    pub job: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub outcome: String,
+    pub rows_written: i64,
+    pub api_requests: i64,
+    pub error: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl From<JobRun> for JobRunDto {
+    fn from(r: JobRun) -> Self {
+        Self {
+            id: r.id,
+            job: r.job,
+            started_at: r.started_at.to_rfc3339(),
+            finished_at: r.finished_at.map(|t| t.to_rfc3339()),
+            outcome: r.outcome.to_string(),
+            rows_written: r.rows_written,
+            api_requests: r.api_requests,
+            error: r.error,
+            detail: r.detail,
+        }
+    }
+}
+
+/// Job runs, newest first.
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "operations", params(JobsQuery),
+    responses((status = 200, body = Vec<JobRunDto>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn jobs(State(state): State<ApiState>, who: Principal, q: Params) -> ApiResult<Json<Vec<JobRunDto>>> {
+    who.require_company()?;
+    q.only(&["job", "limit"])?;
+    let limit = q.parse::<i64>("limit", "a whole number")?.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_parameter("limit", "must lie between 1 and 1000"));
+    }
+    let runs = state.store.job_runs(q.get("job"), limit).await?;
+    Ok(Json(runs.into_iter().map(JobRunDto::from).collect()))
+}
+
+/// How one allocatee's share of one pool came about.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExplanationDto {
+    pub month: String,
+    pub tenant: String,
+    pub pool: String,
+    pub method: String,
+    pub driver: Option<String>,
+    pub driver_quantity: Option<f64>,
+    pub pool_driver_quantity: Option<f64>,
+    pub share: f64,
+    pub pool_unblended: String,
+    pub allocated_unblended: String,
+    pub pool_amortized: String,
+    pub allocated_amortized: String,
+}
+
+impl From<Explanation> for ExplanationDto {
+    fn from(e: Explanation) -> Self {
+        Self {
+            month: e.month.to_string(),
+            tenant: e.allocatee.to_string(),
+            pool: e.pool.to_string(),
+            method: e.method,
+            driver: e.driver,
+            driver_quantity: e.driver_quantity,
+            pool_driver_quantity: e.pool_driver_quantity,
+            share: e.share,
+            pool_unblended: e.pool_unblended.to_string(),
+            allocated_unblended: e.allocated_unblended.to_string(),
+            pool_amortized: e.pool_amortized.to_string(),
+            allocated_amortized: e.allocated_amortized.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code, reason = "declares the query for the OpenAPI document; handlers parse it with Params")]
+pub struct ExplainQuery {
+    /// The tenant (a tenant token: only its own).
+    pub tenant: Option<String>,
+    pub month: Option<String>,
+    /// Only this pool.
+    pub pool: Option<String>,
+}
+
+/// Driver quantity, the pool's total and the resulting share, per tenant and pool.
+#[utoipa::path(get, path = "/api/v1/explanations", tag = "reports", params(ExplainQuery),
+    responses((status = 200, body = Vec<ExplanationDto>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn explanations(State(state): State<ApiState>, who: Principal, q: Params) -> ApiResult<Json<Vec<ExplanationDto>>> {
+    q.only(&["tenant", "month", "pool"])?;
+    let month = q.parse::<Month>("month", "a month such as 2026-10")?.unwrap_or(default_month(&state).await?);
+    let tenant = match (q.get("tenant"), &who.tenant) {
+        (Some(t), _) if !who.may_see(t) => return Err(ApiError::NotFound(format!("no tenant {t}"))),
+        (Some(t), _) => Some(t.to_owned()),
+        (None, Some(own)) => Some(own.to_string()),
+        (None, None) => None,
+    };
+    let mut ex = state.store.explanations(month, tenant.as_deref()).await?;
+    if let Some(p) = q.get("pool") {
+        ex.retain(|e| e.pool.as_str() == p);
+    }
+    Ok(Json(ex.into_iter().map(ExplanationDto::from).collect()))
+}
+
+/// A revenue entry to record (replaces the tenant's revenue of the month).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RevenueBody {
+    #[schema(example = "2026-10")]
+    pub month: String,
+    #[schema(example = "acme")]
+    pub tenant: String,
+    #[schema(example = "900.00")]
+    pub amount: String,
+    #[schema(example = "USD")]
+    pub currency: String,
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    serde_json::from_slice(body).map_err(|e| ApiError::BadBody(format!("the body is not the expected JSON: {e}")))
+}
+
+/// Records a tenant's revenue for a month (admin).
+#[utoipa::path(post, path = "/api/v1/revenue", tag = "admin", request_body = RevenueBody,
+    responses((status = 201, description = "Recorded"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn post_revenue(State(state): State<ApiState>, who: Principal, body: axum::body::Bytes) -> ApiResult<StatusCode> {
+    who.require_admin()?;
+    let b: RevenueBody = json_body(&body)?;
+    let month = Month::parse(&b.month).map_err(|e| ApiError::bad_parameter("month", e.to_string()))?;
+    let tenant = TenantId::parse(&b.tenant).map_err(|e| ApiError::bad_parameter("tenant", e.to_string()))?;
+    let currency = Currency::parse(&b.currency).map_err(|e| ApiError::bad_parameter("currency", e.to_string()))?;
+    if currency != state.config.currency {
+        return Err(ApiError::bad_parameter("currency", format!("{currency} differs from the reporting currency {}", state.config.currency)));
+    }
+    let amount = Money::parse(&b.amount, currency).map_err(|e| ApiError::bad_parameter("amount", e.to_string()))?;
+    let entry = RevenueEntry::new(month, tenant.clone(), amount).map_err(|e| ApiError::bad_parameter("amount", e.to_string()))?;
+    state.store.ensure_tenants(&[tenant]).await?;
+    state.store.upsert_revenue(&entry).await?;
+    Ok(StatusCode::CREATED)
+}
+
+/// A cash balance on a day, for runway.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CashBody {
+    #[schema(example = "2026-11-01")]
+    pub as_of: String,
+    #[schema(example = "180000.00")]
+    pub amount: String,
+    pub note: Option<String>,
+}
+
+/// Records the cash in the bank on a day (admin); the latest entry drives runway.
+#[utoipa::path(post, path = "/api/v1/cash-balances", tag = "admin", request_body = CashBody,
+    responses((status = 201, description = "Recorded"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn post_cash(State(state): State<ApiState>, who: Principal, body: axum::body::Bytes) -> ApiResult<StatusCode> {
+    who.require_admin()?;
+    let b: CashBody = json_body(&body)?;
+    let as_of = NaiveDate::parse_from_str(&b.as_of, "%Y-%m-%d").map_err(|_| ApiError::bad_parameter("as_of", "expected YYYY-MM-DD"))?;
+    let amount = Money::parse(&b.amount, state.config.currency).map_err(|e| ApiError::bad_parameter("amount", e.to_string()))?;
+    state.store.add_cash_balance(&NewCashBalance { as_of, amount, note: b.note }).await?;
+    Ok(StatusCode::CREATED)
+}
+
+/// What re-running an allocation produced.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AllocationOutcomeDto {
+    pub month: String,
+    pub rows: usize,
+    pub billed_lines: usize,
+    pub usage_rows: usize,
+    pub job_run_id: Option<i64>,
+}
+
+impl From<AllocationOutcome> for AllocationOutcomeDto {
+    fn from(o: AllocationOutcome) -> Self {
+        Self { month: o.month.to_string(), rows: o.rows, billed_lines: o.billed_lines, usage_rows: o.usage_rows, job_run_id: o.job_run_id }
+    }
+}
+
+/// Re-runs the allocation of a month and replaces its results (admin).
+#[utoipa::path(post, path = "/api/v1/allocations/{month}", tag = "admin", params(("month" = String, Path, description = "YYYY-MM")),
+    responses((status = 200, body = AllocationOutcomeDto), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn post_allocation(State(state): State<ApiState>, who: Principal, Path(month): Path<String>) -> ApiResult<Json<AllocationOutcomeDto>> {
+    who.require_admin()?;
+    let month = Month::parse(&month).map_err(|e| ApiError::bad_parameter("month", e.to_string()))?;
+    let outcome = state.allocator.allocate_month(month).await.map_err(ApiError::NotAllocated)?;
+    Ok(Json(outcome.into()))
+}
+
+/// The monthly finance export, CSV (RFC 4180).
+#[utoipa::path(get, path = "/api/v1/exports/monthly.csv", tag = "exports", params(MonthQuery),
+    responses((status = 200, content_type = "text/csv", description = "month,tenant,service,pool,unblended_cost,amortized_cost,driver,driver_quantity,currency,tenant_name,reason"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn export_monthly_csv(State(state): State<ApiState>, who: Principal, q: Params) -> ApiResult<Response> {
+    who.require_export()?;
+    q.only(&["month"])?;
+    let month = export_month(&state, &q).await?;
+    let rows = state.store.allocation_rows(&AllocationFilter::months(month, month)).await?;
+    let tenants = state.store.tenants().await?;
+    let body = tally_reports::export::monthly_csv(&rows, &tenants).map_err(ApiError::internal)?;
+    Ok(download(body, "text/csv; charset=utf-8", &format!("tally-{month}.csv")))
+}
+
+/// The monthly finance export, Parquet (money as DECIMAL).
+#[utoipa::path(get, path = "/api/v1/exports/monthly.parquet", tag = "exports", params(MonthQuery),
+    responses((status = 200, content_type = "application/vnd.apache.parquet", description = "The same rows as the CSV"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn export_monthly_parquet(State(state): State<ApiState>, who: Principal, q: Params) -> ApiResult<Response> {
+    who.require_export()?;
+    q.only(&["month"])?;
+    let month = export_month(&state, &q).await?;
+    let rows = state.store.allocation_rows(&AllocationFilter::months(month, month)).await?;
+    let tenants = state.store.tenants().await?;
+    let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
+        let tmp = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+        tally_reports::export::monthly_parquet(&rows, &tenants, tmp.path()).map_err(|e| e.to_string())?;
+        std::fs::read(tmp.path()).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    Ok(download(body, "application/vnd.apache.parquet", &format!("tally-{month}.parquet")))
+}
+
+pub(crate) async fn export_month(state: &ApiState, q: &Params) -> ApiResult<Month> {
+    let month = q.parse::<Month>("month", "a month such as 2026-10")?.ok_or_else(|| ApiError::bad_parameter("month", "required, e.g. month=2026-10"))?;
+    if !state.store.allocation_runs().await?.iter().any(|r| r.month == month) {
+        return Err(ApiError::NotAllocated(format!("{month} has not been allocated")));
+    }
+    Ok(month)
+}
+
+pub(crate) fn download(body: Vec<u8>, content_type: &'static str, filename: &str) -> Response {
+    (
+        [(header::CONTENT_TYPE, content_type.to_owned()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\""))],
+        body,
+    )
+        .into_response()
+}

@@ -1,0 +1,217 @@
+//! Importing billing, usage and revenue files.
+//!
+//! A billing import reads every file first and writes nothing until all of
+//! them parsed; then it replaces, in one transaction, every billing month the
+//! files contain. Files of one month delivered in several parts must
+//! therefore be imported together (a folder or several paths in one call).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+use tally_allocation::read::{read_cur, read_focus, read_revenue, read_usage};
+use tally_allocation::{FileLines, ReadOptions};
+use tally_domain::delivery::{select_latest, ListedObject};
+use tally_domain::{CostLine, CostSource, Currency, Month, TenantId};
+use tally_storage::{CostImport, ReplaceScope, UsageImport};
+
+use crate::runs::{record, Tracker};
+use crate::{blocking, App, JobError, Progress, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BillingFormat {
+    Cur,
+    Focus,
+}
+
+impl BillingFormat {
+    fn source(self) -> CostSource {
+        match self {
+            Self::Cur => CostSource::Cur,
+            Self::Focus => CostSource::Focus,
+        }
+    }
+}
+
+/// One billing month an import replaced.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MonthImported {
+    pub month: Month,
+    pub lines: usize,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub unblended: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amortized: Decimal,
+}
+
+/// What a billing import did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BillingImport {
+    pub files: Vec<PathBuf>,
+    pub months: Vec<MonthImported>,
+    /// Lines that replaced earlier imports of the same months.
+    pub replaced: u64,
+    pub tenants_created: Vec<TenantId>,
+    /// Which snapshot of each period was taken.
+    pub notes: Vec<String>,
+    pub warnings: Vec<String>,
+    pub job_run: i64,
+}
+
+pub(crate) fn read_options(app: &App) -> Result<ReadOptions> {
+    let mut opts = ReadOptions::new(&app.config.tenant_tag_key, app.config.currency);
+    for (code, rate) in &app.config.currency_rates {
+        let c = Currency::parse(code).map_err(|e| JobError::Invalid(e.to_string()))?;
+        opts.rates.insert(c, *rate);
+    }
+    Ok(opts)
+}
+
+/// The files a local path stands for: the file itself, or the latest
+/// snapshot of each billing period in a Data Exports / CUR folder.
+pub fn local_files(path: &Path) -> Result<(Vec<PathBuf>, Vec<String>)> {
+    if path.is_file() {
+        return Ok((vec![path.to_path_buf()], Vec::new()));
+    }
+    if !path.is_dir() {
+        return Err(JobError::Invalid(format!("{}: no such file or folder", path.display())));
+    }
+    let mut listing = Vec::new();
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| JobError::Invalid(format!("{}: {e}", dir.display())))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| JobError::Invalid(format!("{}: {e}", dir.display())))?;
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(path).expect("under the root").to_string_lossy().replace('\\', "/");
+                let modified = entry.metadata().and_then(|m| m.modified()).ok().map(chrono::DateTime::<chrono::Utc>::from);
+                listing.push(ListedObject { path: rel, modified });
+            }
+        }
+    }
+    listing.sort_by(|a, b| a.path.cmp(&b.path));
+    let selection = select_latest(&listing, |rel| std::fs::read_to_string(path.join(rel)).map_err(|e| e.to_string())).map_err(JobError::Invalid)?;
+    if selection.files.is_empty() {
+        return Err(JobError::Invalid(format!("{}: no Parquet, CSV or gzip files in this folder", path.display())));
+    }
+    Ok((selection.files.iter().map(|f| path.join(f)).collect(), selection.notes))
+}
+
+/// Reads `files` as `format` and replaces the billing months they contain.
+/// `source` overrides the lines' source (the demo marks its data as such).
+pub async fn import_billing(app: &App, files: Vec<PathBuf>, notes: Vec<String>, format: BillingFormat, source: Option<CostSource>, progress: &dyn Progress) -> Result<BillingImport> {
+    let source = source.unwrap_or(format.source());
+    let label = files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ");
+    let opts = read_options(app)?;
+    let job = format!("import:{}", source.as_str());
+    let (mut report, run) = record(app, &job, |tracker: Tracker| async move {
+        progress.stage("reading billing files", files.len() as u64);
+        let mut read: Vec<FileLines> = Vec::new();
+        for f in &files {
+            let (f2, o) = (f.clone(), opts.clone());
+            let fl = blocking(move || Ok(match format {
+                BillingFormat::Cur => read_cur(&f2, &o)?,
+                BillingFormat::Focus => read_focus(&f2, &o)?,
+            }))
+            .await?;
+            progress.advance(1);
+            read.push(fl);
+        }
+        progress.done(&format!("read {} file(s)", files.len()));
+        let mut lines: Vec<CostLine> = read.iter().flat_map(|f| f.lines.iter().cloned()).collect();
+        for l in &mut lines {
+            l.source = source;
+        }
+        let warnings: Vec<String> = read.iter().flat_map(|f| f.warnings.iter().map(move |w| format!("{}: {w}", f.file.display()))).collect();
+        let months: BTreeSet<Month> = lines.iter().map(|l| l.billing_month).collect();
+        if months.is_empty() {
+            return Err(JobError::Invalid(format!("{label}: no billing lines")));
+        }
+        let tenants: Vec<TenantId> = lines.iter().filter_map(|l| l.tenant.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        let tenants_created = app.store.ensure_tenants(&tenants).await?;
+        progress.stage("writing billing lines", 0);
+        let scope = ReplaceScope::BillingMonths(months.iter().copied().collect());
+        let summary = app.store.replace_cost_lines(CostImport { source, label: &label, scope: &scope, lines: &lines }).await?;
+        tracker.rows(summary.inserted as i64);
+        let mut per_month: BTreeMap<Month, MonthImported> = BTreeMap::new();
+        for l in &lines {
+            let m = per_month.entry(l.billing_month).or_insert(MonthImported { month: l.billing_month, lines: 0, unblended: Decimal::ZERO, amortized: Decimal::ZERO });
+            m.lines += 1;
+            m.unblended += l.unblended;
+            m.amortized += l.amortized;
+        }
+        let months_text: Vec<String> = per_month.keys().map(Month::to_string).collect();
+        tracker.detail(format!("{} lines for {} from {}", summary.inserted, months_text.join(", "), label));
+        progress.done(&format!("{} lines replaced {} earlier ones", summary.inserted, summary.replaced));
+        Ok(BillingImport {
+            files: files.clone(),
+            months: per_month.into_values().collect(),
+            replaced: summary.replaced,
+            tenants_created,
+            notes: notes.clone(),
+            warnings,
+            job_run: 0,
+        })
+    })
+    .await?;
+    report.job_run = run;
+    Ok(report)
+}
+
+/// What a usage import did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UsageImported {
+    pub file: PathBuf,
+    pub samples: usize,
+    pub replaced: u64,
+    pub metrics: Vec<String>,
+    pub tenants_created: Vec<TenantId>,
+    pub job_run: i64,
+}
+
+/// Imports a usage file under `source` (`file` for files people import).
+pub async fn import_usage(app: &App, path: &Path, source: &str) -> Result<UsageImported> {
+    let p = path.to_path_buf();
+    let ((samples, replaced, metrics, created), run) = record(app, &format!("import:usage:{source}"), |tracker: Tracker| async move {
+        let file = blocking(move || Ok(read_usage(&p)?)).await?;
+        let tenants: Vec<TenantId> = file.tenants.iter().cloned().collect();
+        let created = app.store.ensure_tenants(&tenants).await?;
+        let label = path.display().to_string();
+        let s = app.store.replace_usage(UsageImport { source, label: &label, samples: &file.samples }).await?;
+        tracker.rows(s.inserted as i64);
+        let metrics: BTreeSet<String> = file.samples.iter().map(|s| s.metric.to_string()).collect();
+        tracker.detail(format!("{} samples from {label}", s.inserted));
+        Ok((file.samples.len(), s.replaced, metrics.into_iter().collect(), created))
+    })
+    .await?;
+    Ok(UsageImported { file: path.to_path_buf(), samples, replaced, metrics, tenants_created: created, job_run: run })
+}
+
+/// What a revenue import did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RevenueImported {
+    pub months: Vec<Month>,
+    pub entries: usize,
+    pub tenants_created: Vec<TenantId>,
+}
+
+/// Imports a revenue file; each month it names is replaced.
+pub async fn import_revenue(app: &App, path: &Path) -> Result<RevenueImported> {
+    let (p, currency) = (path.to_path_buf(), app.config.currency);
+    let (out, _) = record(app, "import:revenue", |tracker: Tracker| async move {
+        let entries = blocking(move || Ok(read_revenue(&p, currency)?)).await?;
+        let months: Vec<Month> = entries.iter().map(|e| e.month).collect::<BTreeSet<_>>().into_iter().collect();
+        let tenants: Vec<TenantId> = entries.iter().map(|e| e.tenant.clone()).collect();
+        let created = app.store.ensure_tenants(&tenants).await?;
+        app.store.replace_revenue(&months, &entries).await?;
+        tracker.rows(entries.len() as i64);
+        Ok(RevenueImported { months, entries: entries.len(), tenants_created: created })
+    })
+    .await?;
+    Ok(out)
+}

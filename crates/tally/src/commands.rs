@@ -1,0 +1,410 @@
+//! What each subcommand does.
+
+#![allow(clippy::print_stdout, reason = "a command line prints its results")]
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context, Result};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use tally_api::auth::{issue, Role};
+use tally_domain::{Config, Month, SystemClock, TenantId};
+use tally_jobs::import::{import_billing, import_revenue, import_usage, local_files, BillingFormat};
+use tally_jobs::App;
+use tally_storage::AllocationFilter;
+
+use crate::cli::{Cli, Command, ExportCommand, FileFormat, ImportCommand, TokenCommand};
+use crate::output::{table, Bar};
+
+/// Exit code of a command that this build does not provide.
+const NOT_BUILT: u8 = 3;
+
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let config = load_config(&cli)?;
+    let data_dir = data_dir(&cli, &config)?;
+    let url = database_url(&cli, &config, &data_dir);
+    match cli.command {
+        Command::Migrate => {
+            let store = tally_storage::connect(&url).await.with_context(|| format!("opening {}", tally_storage::redact(&url)))?;
+            let applied = store.migrate().await?;
+            let status = store.migration_status().await?;
+            println!("{} migration(s) applied; the database is at version {:?}", applied, status.applied.last().copied().unwrap_or(0));
+            Ok(ExitCode::SUCCESS)
+        }
+        command => {
+            let app = open(config, data_dir, &url).await?;
+            dispatch(app, command).await
+        }
+    }
+}
+
+fn load_config(cli: &Cli) -> Result<Config> {
+    let text = match &cli.config {
+        Some(path) => Some((path.display().to_string(), std::fs::read_to_string(path).with_context(|| format!("reading the config file {}", path.display()))?)),
+        None => None,
+    };
+    Config::load(text.as_ref().map(|(n, t)| (n.as_str(), t.as_str())), std::env::vars()).map_err(|e| anyhow!("{e}"))
+}
+
+fn data_dir(cli: &Cli, config: &Config) -> Result<PathBuf> {
+    if let Some(d) = cli.data_dir.clone().or_else(|| config.data_dir.clone()) {
+        return Ok(d);
+    }
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .ok_or_else(|| anyhow!("no data directory: set --data-dir, TALLY_DATA_DIR or HOME"))?;
+    Ok(base.join("tally"))
+}
+
+fn database_url(cli: &Cli, config: &Config, data_dir: &Path) -> String {
+    cli.database_url
+        .clone()
+        .or_else(|| config.database.url.clone())
+        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("tally.db").display()))
+}
+
+async fn open(config: Config, data_dir: PathBuf, url: &str) -> Result<App> {
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+    let store = tally_storage::connect(url).await.with_context(|| format!("opening the database {}", tally_storage::redact(url)))?;
+    let applied = store.migrate().await.context("migrating the database")?;
+    if applied > 0 {
+        tracing::info!(applied, "database migrated");
+    }
+    let tenants: Vec<tally_domain::Tenant> = config
+        .tenants
+        .iter()
+        .map(|t| tally_domain::Tenant::new(t.id.clone(), &t.name, t.plan.as_deref()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow!("tenants in the config: {e}"))?;
+    if !tenants.is_empty() {
+        store.upsert_tenants(&tenants).await?;
+    }
+    let holder = format!("{}:{}", hostname(), std::process::id());
+    Ok(App { store, config: Arc::new(config), clock: Arc::new(SystemClock), data_dir, holder })
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "localhost".into())
+}
+
+fn month(s: &str, what: &str) -> Result<Month> {
+    Month::parse(s).map_err(|e| anyhow!("{what}: {e}"))
+}
+
+fn not_built(what: &str, issue: &str) -> Result<ExitCode> {
+    eprintln!("`tally {what}` is not built yet in this version ({issue}); nothing was done.");
+    Ok(ExitCode::from(NOT_BUILT))
+}
+
+async fn dispatch(app: App, command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Migrate => unreachable!("handled before opening the app"),
+        Command::Demo { listen, tenants, months, seed, no_serve } => demo(app, listen, tenants, months, seed, no_serve).await,
+        Command::Serve { listen, no_scheduler } => serve(app, listen, no_scheduler).await,
+        Command::Import(cmd) => import(&app, cmd).await,
+        Command::Collect(_) => not_built("collect", "the Cost Explorer and usage collectors"),
+        Command::Allocate { month: m, from, to, all } => {
+            let months: Vec<Month> = match (m, from, to, all) {
+                (Some(m), _, _, _) => vec![month(&m, "--month")?],
+                (None, Some(f), Some(t), _) => month(&f, "--from")?.through(month(&t, "--to")?).collect(),
+                (None, _, _, true) => app.store.billing_months().await?,
+                _ => bail!("say which months: --month YYYY-MM, --from YYYY-MM --to YYYY-MM, or --all"),
+            };
+            if months.is_empty() {
+                bail!("there is no billing data to allocate; import a CUR or FOCUS export first");
+            }
+            let mut rows = Vec::new();
+            for m in months {
+                let o = tally_jobs::allocate::allocate_month(&app, m).await?;
+                let rec = app.store.billed_totals(m).await?;
+                let billed: tally_domain::Decimal = rec.iter().map(|b| b.unblended).sum();
+                rows.push(vec![m.to_string(), o.billed_lines.to_string(), o.usage_rows.to_string(), o.rows.to_string(), format!("{:.2}", billed)]);
+            }
+            print!("{}", table(&["month", "billing lines", "usage rows", "result rows", "billed"], &rows, &[1, 2, 3, 4]));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export(ExportCommand::Monthly { month: m, out, format }) => {
+            let m = month(&m, "--month")?;
+            if !app.store.allocation_runs().await?.iter().any(|r| r.month == m) {
+                bail!("{m} has not been allocated: run `tally allocate --month {m}`");
+            }
+            let rows = app.store.allocation_rows(&AllocationFilter::months(m, m)).await?;
+            let tenants = app.store.tenants().await?;
+            match format {
+                FileFormat::Csv => {
+                    let bytes = tally_reports::export::monthly_csv(&rows, &tenants)?;
+                    write_out(out.as_deref(), &bytes)?;
+                }
+                FileFormat::Parquet => {
+                    let path = out.ok_or_else(|| anyhow!("Parquet needs --out FILE"))?;
+                    tally_reports::export::monthly_parquet(&rows, &tenants, &path)?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export(ExportCommand::Focus { .. }) => not_built("export focus", "the FOCUS export"),
+        Command::Savings { .. } => not_built("savings", "the savings projection"),
+        Command::Prices(_) => not_built("prices", "the price catalogue"),
+        Command::Token(cmd) => token(&app, cmd).await,
+        Command::Jobs { job, limit } => {
+            let runs = app.store.job_runs(job.as_deref(), limit).await?;
+            let rows: Vec<Vec<String>> = runs
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.id.to_string(),
+                        r.job.clone(),
+                        r.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                        r.finished_at.map(|f| format!("{:.1}s", (f - r.started_at).num_milliseconds() as f64 / 1000.0)).unwrap_or_else(|| "running".into()),
+                        r.outcome.to_string(),
+                        r.rows_written.to_string(),
+                        r.api_requests.to_string(),
+                        r.error.clone().or_else(|| r.detail.clone()).unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            print!("{}", table(&["id", "job", "started (UTC)", "took", "outcome", "rows", "requests", "detail"], &rows, &[0, 5, 6]));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Explain { tenant, month: m, pool } => {
+            let m = month(&m, "--month")?;
+            let t = TenantId::parse(&tenant).map_err(|e| anyhow!("--tenant: {e}"))?;
+            let mut ex = app.store.explanations(m, Some(t.as_str())).await?;
+            if let Some(p) = pool {
+                ex.retain(|e| e.pool.as_str() == p);
+            }
+            if ex.is_empty() {
+                bail!("no allocation of {m} names {t}: check the month is allocated (`tally allocate --month {m}`) and the tenant id");
+            }
+            for e in &ex {
+                println!("{} / {}: {} of {} (share {:.4}%)", e.allocatee, e.pool, e.allocated_unblended, e.pool_unblended, e.share * 100.0);
+                println!("  method: {}", e.method);
+                if let Some(d) = &e.driver {
+                    println!(
+                        "  driver: {d}: {} of the pool's {}",
+                        e.driver_quantity.map(|q| format!("{q:.4}")).unwrap_or_else(|| "-".into()),
+                        e.pool_driver_quantity.map(|q| format!("{q:.4}")).unwrap_or_else(|| "-".into())
+                    );
+                }
+                println!("  amortized: {} of {}", e.allocated_amortized, e.pool_amortized);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn write_out(out: Option<&Path>, bytes: &[u8]) -> Result<()> {
+    match out {
+        Some(p) => std::fs::write(p, bytes).with_context(|| format!("writing {}", p.display())),
+        None => std::io::stdout().write_all(bytes).context("writing to standard output"),
+    }
+}
+
+async fn import(app: &App, cmd: ImportCommand) -> Result<ExitCode> {
+    let progress = Bar::new();
+    match cmd {
+        ImportCommand::Cur { paths } | ImportCommand::Focus { paths } if paths.iter().any(|p| p.starts_with("s3://")) => {
+            let _ = paths;
+            not_built("import from s3://", "the S3 reader of the billing ingest")
+        }
+        cmd @ (ImportCommand::Cur { .. } | ImportCommand::Focus { .. }) => {
+            let (paths, format) = match cmd {
+                ImportCommand::Cur { paths } => (paths, BillingFormat::Cur),
+                ImportCommand::Focus { paths } => (paths, BillingFormat::Focus),
+                _ => unreachable!(),
+            };
+            let mut files = Vec::new();
+            let mut notes = Vec::new();
+            for p in &paths {
+                let (f, n) = local_files(Path::new(p))?;
+                files.extend(f);
+                notes.extend(n);
+            }
+            let report = import_billing(app, files, notes, format, None, &progress).await?;
+            for n in &report.notes {
+                println!("{n}");
+            }
+            for w in &report.warnings {
+                eprintln!("warning: {w}");
+            }
+            let rows: Vec<Vec<String>> = report.months.iter().map(|m| vec![m.month.to_string(), m.lines.to_string(), format!("{:.2}", m.unblended), format!("{:.2}", m.amortized)]).collect();
+            print!("{}", table(&["billing period", "lines", "unblended", "amortized"], &rows, &[1, 2, 3]));
+            println!("{} file(s); {} earlier line(s) replaced; job run {}", report.files.len(), report.replaced, report.job_run);
+            if !report.tenants_created.is_empty() {
+                println!("new tenants: {}", report.tenants_created.iter().map(TenantId::as_str).collect::<Vec<_>>().join(", "));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ImportCommand::Usage { path } => {
+            let r = import_usage(app, &path, "file").await?;
+            println!("{} samples of {} imported from {}; {} earlier sample(s) replaced; job run {}", r.samples, r.metrics.join(", "), r.file.display(), r.replaced, r.job_run);
+            if !r.tenants_created.is_empty() {
+                println!("new tenants: {}", r.tenants_created.iter().map(TenantId::as_str).collect::<Vec<_>>().join(", "));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ImportCommand::Revenue { path } => {
+            let r = import_revenue(app, &path).await?;
+            println!("{} revenue entries for {} imported", r.entries, r.months.iter().map(Month::to_string).collect::<Vec<_>>().join(", "));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn parse_expiry(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
+    }
+    let (n, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: i64 = n.parse().map_err(|_| anyhow!("--expires {s:?}: expected YYYY-MM-DD, an RFC 3339 time, or a duration such as 30d, 12h or 90m"))?;
+    let d = match unit {
+        "d" => Duration::days(n),
+        "h" => Duration::hours(n),
+        "m" => Duration::minutes(n),
+        _ => bail!("--expires {s:?}: a duration ends in d, h or m"),
+    };
+    Ok(now + d)
+}
+
+async fn token(app: &App, cmd: TokenCommand) -> Result<ExitCode> {
+    match cmd {
+        TokenCommand::Create { role, tenant, expires, label } => {
+            let role: Role = role.parse().map_err(|e: String| anyhow!("--role: {e}"))?;
+            let tenant = tenant.map(|t| TenantId::parse(&t).map_err(|e| anyhow!("--tenant: {e}"))).transpose()?;
+            if let Some(t) = &tenant {
+                if !app.store.tenants().await?.iter().any(|x| &x.id == t) {
+                    bail!("--tenant: no tenant {t}; import data for it first or add it under [[tenants]] in the config");
+                }
+            }
+            let now = app.clock.now();
+            let expires_at = expires.map(|e| parse_expiry(&e, now)).transpose()?;
+            let issued = issue(app.store.as_ref(), role, tenant, label, expires_at, now).await.map_err(|e| anyhow!(e))?;
+            println!("{}", issued.token);
+            eprintln!("token {} created for role {role}; it is shown only now", issued.record.id);
+            Ok(ExitCode::SUCCESS)
+        }
+        TokenCommand::List => {
+            let now = app.clock.now();
+            let rows: Vec<Vec<String>> = app
+                .store
+                .tokens()
+                .await?
+                .iter()
+                .map(|t| {
+                    let state = if t.revoked_at.is_some() { "revoked" } else if t.expires_at.is_some_and(|e| e <= now) { "expired" } else { "active" };
+                    vec![
+                        t.id.to_string(),
+                        t.role.clone(),
+                        t.tenant.as_ref().map(|x| x.to_string()).unwrap_or_default(),
+                        t.label.clone().unwrap_or_default(),
+                        t.created_at.format("%Y-%m-%d %H:%M").to_string(),
+                        t.expires_at.map(|e| e.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_else(|| "never".into()),
+                        state.into(),
+                    ]
+                })
+                .collect();
+            print!("{}", table(&["id", "role", "tenant", "label", "created", "expires", "state"], &rows, &[0]));
+            Ok(ExitCode::SUCCESS)
+        }
+        TokenCommand::Revoke { id } => {
+            if app.store.revoke_token(id, app.clock.now()).await? {
+                println!("token {id} revoked");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                bail!("no active token with id {id}")
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+fn public_base(app: &App, listen: std::net::SocketAddr) -> String {
+    app.config.server.public_url.clone().unwrap_or_else(|| format!("http://{listen}")).trim_end_matches('/').to_owned()
+}
+
+async fn serve_until_shutdown(app: &App, listen: std::net::SocketAddr) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
+    let state = tally_api::ApiState::new(app.store.clone(), app.config.clone(), app.clock.clone(), Arc::new(app.clone()));
+    tracing::info!(%listen, "serving the API and dashboard");
+    tally_api::serve(listener, tally_api::router(state), shutdown_signal()).await.context("serving")?;
+    Ok(())
+}
+
+async fn serve(app: App, listen: Option<std::net::SocketAddr>, _no_scheduler: bool) -> Result<ExitCode> {
+    let listen = listen.unwrap_or(app.config.server.listen);
+    println!("Tally is serving on {}", public_base(&app, listen));
+    serve_until_shutdown(&app, listen).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn demo(app: App, listen: std::net::SocketAddr, tenants: usize, months: usize, seed: u64, no_serve: bool) -> Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let progress = Bar::new();
+    let loaded = tally_jobs::demo::load_demo(&app, &tally_jobs::demo::DemoOptions { tenants, months, seed }, &progress).await?;
+    // One demo sign-in token at a time: earlier demo tokens are revoked.
+    let now = app.clock.now();
+    for t in app.store.tokens().await? {
+        if t.label.as_deref() == Some("tally demo") && t.revoked_at.is_none() {
+            app.store.revoke_token(t.id, now).await?;
+        }
+    }
+    let issued = issue(app.store.as_ref(), Role::Admin, None, Some("tally demo".into()), Some(now + Duration::days(30)), now).await.map_err(|e| anyhow!(e))?;
+    let months_text: Vec<String> = loaded.months.iter().map(Month::to_string).collect();
+    println!(
+        "Demo loaded in {:.1}s: {} tenants, {} billing lines and {} usage rows for {}.",
+        started.elapsed().as_secs_f64(),
+        loaded.tenants,
+        loaded.billing_lines,
+        loaded.usage_rows,
+        months_text.join(", ")
+    );
+    if no_serve {
+        println!("Sign-in token (admin, 30 days): {}", issued.token);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let base = public_base(&app, listen);
+    println!("\n  Open {base}/login?token={}\n  API token (admin, 30 days): {}\n  Press Ctrl-C to stop.\n", issued.token, issued.token);
+    std::io::stdout().flush().ok();
+    serve_until_shutdown(&app, listen).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiries_are_dates_times_or_durations() {
+        let now: DateTime<Utc> = "2026-11-01T00:00:00Z".parse().unwrap();
+        assert_eq!(parse_expiry("30d", now).unwrap(), now + Duration::days(30));
+        assert_eq!(parse_expiry("2026-12-01", now).unwrap().to_rfc3339(), "2026-12-01T00:00:00+00:00");
+        assert!(parse_expiry("soon", now).is_err());
+    }
+}
