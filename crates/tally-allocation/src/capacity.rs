@@ -67,7 +67,12 @@ pub fn capacity(instance_type: &str, overrides: &BTreeMap<String, InstanceCapaci
 /// or `USE2-SpotUsage:c5.large`.
 pub fn instance_type_of_usage_type(usage_type: &str) -> Option<&str> {
     let (_, t) = usage_type.rsplit_once(':')?;
-    t.contains('.').then_some(t)
+    let (family, size) = t.split_once('.')?;
+    let mut chars = family.chars();
+    let looks_like_family = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && family.chars().any(|c| c.is_ascii_digit())
+        && family.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    (looks_like_family && !size.is_empty()).then_some(t)
 }
 
 #[cfg(test)]

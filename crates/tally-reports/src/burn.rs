@@ -151,7 +151,8 @@ mod tests {
         assert_eq!(run.cash_now, d("137900"));
         assert_eq!(run.monthly_net_burn, d("31366.67"));
         assert_eq!(run.months, Some(d("4.4")));
-        assert_eq!(run.runs_out_on, Some(NaiveDate::from_ymd_opt(2027, 3, 29).unwrap()));
+        // 4.4 months of 30.4375 days = 134 days after 16 November.
+        assert_eq!(run.runs_out_on, Some(NaiveDate::from_ymd_opt(2027, 3, 30).unwrap()));
     }
 
     #[test]

@@ -1,0 +1,351 @@
+//! Every route, for every role, in process; tenant isolation route by route.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Method, Request, StatusCode};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use tally_api::auth::{issue, Role};
+use tally_api::{router, ApiState};
+use tally_domain::{
+    Allocatee, AllocationOutcome, AllocationRow, AllocationTrigger, Config, CostSource, Currency, Explanation, ManualClock, Money, Month,
+    PoolId, RevenueEntry, Tenant, TenantId,
+};
+use tally_storage::{AllocationResultSet, BilledTotal, SqliteStore, Store};
+use tower::ServiceExt;
+
+/// Records the months it was asked to allocate (the real allocator is tested in tally-jobs).
+#[derive(Debug, Default)]
+struct RecordingAllocator(Mutex<Vec<Month>>);
+
+#[async_trait::async_trait]
+impl AllocationTrigger for RecordingAllocator {
+    async fn allocate_month(&self, month: Month) -> Result<AllocationOutcome, String> {
+        self.0.lock().unwrap().push(month);
+        Ok(AllocationOutcome { month, rows: 3, billed_lines: 2, usage_rows: 1, job_run_id: Some(1) })
+    }
+}
+
+struct TestApp {
+    router: Router,
+    tokens: BTreeMap<&'static str, String>,
+    allocator: Arc<RecordingAllocator>,
+    _dir: tempfile::TempDir,
+}
+
+fn oct() -> Month {
+    Month::parse("2026-10").unwrap()
+}
+
+fn d(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+fn row(who: &str, pool: &str, service: &str, cost: &str) -> AllocationRow {
+    AllocationRow {
+        month: oct(),
+        day: None,
+        allocatee: Allocatee::parse(who).unwrap(),
+        pool: PoolId::parse(pool).unwrap(),
+        service: service.into(),
+        currency: Currency::USD,
+        unblended: d(cost),
+        amortized: d(cost),
+        driver: Some("requests".into()),
+        driver_quantity: Some(10.0),
+        reason: (who == "__unallocated__").then(|| "no egress_gb usage in the line's hour".into()),
+    }
+}
+
+async fn spawn_app(rate_limit: u32) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap());
+    store.migrate().await.unwrap();
+    let now: DateTime<Utc> = "2026-11-15T12:00:00Z".parse().unwrap();
+    let acme = TenantId::parse("acme").unwrap();
+    let globex = TenantId::parse("globex").unwrap();
+    store.upsert_tenants(&[Tenant::new(acme.clone(), "Acme", Some("growth")).unwrap(), Tenant::new(globex.clone(), "=Globex", Some("free")).unwrap()]).await.unwrap();
+    let monthly = vec![
+        row("acme", "load_balancer", "AWSELB", "6.00"),
+        row("globex", "load_balancer", "AWSELB", "4.00"),
+        row("acme", "shared", "AmazonS3", "1.50"),
+        row("globex", "shared", "AmazonS3", "1.00"),
+        row("__unallocated__", "transfer", "AWSDataTransfer", "2.25"),
+    ];
+    let mut daily: Vec<AllocationRow> = monthly.clone();
+    for r in &mut daily {
+        r.day = Some(chrono::NaiveDate::from_ymd_opt(2026, 10, 3).unwrap());
+    }
+    let billed = [("AWSELB", "10.00"), ("AmazonS3", "2.50"), ("AWSDataTransfer", "2.25")]
+        .into_iter()
+        .map(|(s, c)| BilledTotal { month: oct(), service: s.into(), currency: Currency::USD, unblended: d(c), amortized: d(c), lines: 3 })
+        .collect();
+    let explanation = |who: &str, q: f64| Explanation {
+        month: oct(),
+        allocatee: Allocatee::parse(who).unwrap(),
+        pool: PoolId::parse("load_balancer").unwrap(),
+        method: "by requests".into(),
+        driver: Some("requests".into()),
+        driver_quantity: Some(q),
+        pool_driver_quantity: Some(10.0),
+        share: q / 10.0,
+        pool_unblended: d("10.00"),
+        allocated_unblended: d("1") * Decimal::try_from(q).unwrap(),
+        pool_amortized: d("10.00"),
+        allocated_amortized: d("1") * Decimal::try_from(q).unwrap(),
+    };
+    store
+        .replace_allocation(&AllocationResultSet {
+            month: oct(),
+            source: CostSource::Cur,
+            billed_lines: 9,
+            usage_rows: 4,
+            monthly,
+            daily,
+            billed,
+            explanations: vec![explanation("acme", 6.0), explanation("globex", 4.0)],
+            created_at: now,
+        })
+        .await
+        .unwrap();
+    store.replace_revenue(&[oct()], &[RevenueEntry::new(oct(), acme.clone(), Money::parse("199", Currency::USD).unwrap()).unwrap()]).await.unwrap();
+    let mut config = Config::default();
+    config.server.rate_limit_per_minute = rate_limit;
+    let clock = Arc::new(ManualClock::new(now));
+    let allocator = Arc::new(RecordingAllocator::default());
+    let state = ApiState::new(store.clone(), Arc::new(config), clock, allocator.clone());
+    let mut tokens = BTreeMap::new();
+    for (name, role, tenant) in [("admin", Role::Admin, None), ("finance", Role::Finance, None), ("viewer", Role::Viewer, None), ("tenant", Role::Tenant, Some(acme.clone()))] {
+        tokens.insert(name, issue(store.as_ref(), role, tenant, None, None, now).await.unwrap().token);
+    }
+    let revoked = issue(store.as_ref(), Role::Admin, None, None, None, now).await.unwrap();
+    store.revoke_token(revoked.record.id, now).await.unwrap();
+    tokens.insert("revoked", revoked.token);
+    let expired = issue(store.as_ref(), Role::Admin, None, None, Some(now - chrono::Duration::hours(1)), now - chrono::Duration::days(1)).await.unwrap();
+    tokens.insert("expired", expired.token);
+    TestApp { router: router(state), tokens, allocator, _dir: dir }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+impl TestApp {
+    async fn call(&self, method: Method, uri: &str, who: Option<&str>, body: Option<&str>) -> Answer {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(w) = who {
+            req = req.header("authorization", format!("Bearer {}", self.tokens.get(w).map_or(w, String::as_str)));
+        }
+        let mut req = req.header("content-type", "application/json").body(Body::from(body.unwrap_or("").to_owned())).unwrap();
+        req.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = axum::body::to_bytes(resp.into_body(), 64 << 20).await.unwrap().to_vec();
+        Answer { status, headers, body }
+    }
+
+    async fn get(&self, uri: &str, who: Option<&str>) -> Answer {
+        self.call(Method::GET, uri, who, None).await
+    }
+}
+
+const ROLES: [&str; 4] = ["admin", "finance", "viewer", "tenant"];
+
+/// (method, uri, body, expected status for admin, finance, viewer, tenant)
+fn matrix() -> Vec<(Method, &'static str, Option<&'static str>, [u16; 4])> {
+    vec![
+        (Method::GET, "/api/v1/costs?month=2026-10", None, [200, 200, 200, 200]),
+        (Method::GET, "/api/v1/costs?month=2026-10&group_by=day,service", None, [200, 200, 200, 200]),
+        (Method::GET, "/api/v1/tenants?month=2026-10", None, [200, 200, 200, 200]),
+        (Method::GET, "/api/v1/tenants/acme?month=2026-10", None, [200, 200, 200, 200]),
+        (Method::GET, "/api/v1/tenants/globex?month=2026-10", None, [200, 200, 200, 404]),
+        (Method::GET, "/api/v1/burn", None, [200, 200, 200, 403]),
+        (Method::GET, "/api/v1/reconciliation?month=2026-10", None, [200, 200, 200, 403]),
+        (Method::GET, "/api/v1/jobs", None, [200, 200, 200, 403]),
+        (Method::GET, "/api/v1/explanations?month=2026-10", None, [200, 200, 200, 200]),
+        (Method::GET, "/api/v1/exports/monthly.csv?month=2026-10", None, [200, 200, 403, 403]),
+        (Method::GET, "/api/v1/exports/monthly.parquet?month=2026-10", None, [200, 200, 403, 403]),
+        (Method::POST, "/api/v1/revenue", Some(r#"{"month":"2026-10","tenant":"globex","amount":"49.00","currency":"USD"}"#), [201, 403, 403, 403]),
+        (Method::POST, "/api/v1/cash-balances", Some(r#"{"as_of":"2026-11-01","amount":"150000.00"}"#), [201, 403, 403, 403]),
+        (Method::POST, "/api/v1/allocations/2026-10", None, [200, 403, 403, 403]),
+        (Method::GET, "/metrics", None, [200, 200, 200, 403]),
+        (Method::GET, "/api/openapi.json", None, [200, 200, 200, 200]),
+    ]
+}
+
+#[tokio::test]
+async fn every_route_answers_every_role_as_the_role_allows() {
+    let app = spawn_app(1_000_000).await;
+    for (method, uri, body, expected) in matrix() {
+        for (role, want) in ROLES.iter().zip(expected) {
+            let a = app.call(method.clone(), uri, Some(role), body).await;
+            assert_eq!(a.status.as_u16(), want, "{method} {uri} as {role}: {}", String::from_utf8_lossy(&a.body));
+            if a.status.is_client_error() {
+                let j = a.json();
+                assert!(j["code"].is_string() && j["message"].is_string(), "{method} {uri}: {j}");
+            }
+        }
+        // Without a token, or with a revoked or expired one: 401 as JSON.
+        for who in [None, Some("revoked"), Some("expired"), Some("tly_not-a-token")] {
+            let a = app.call(method.clone(), uri, who, body).await;
+            assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{method} {uri} as {who:?}");
+            assert_eq!(a.json()["code"], "unauthorized");
+        }
+    }
+    assert_eq!(app.allocator.0.lock().unwrap().as_slice(), &[oct()], "only the admin's request re-ran the allocation");
+}
+
+#[tokio::test]
+async fn health_and_readiness_need_no_token() {
+    let app = spawn_app(1_000_000).await;
+    assert_eq!(app.get("/healthz", None).await.status, StatusCode::OK);
+    let r = app.get("/readyz", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["status"], "ready");
+}
+
+#[tokio::test]
+async fn a_tenant_token_sees_only_its_own_tenant_on_every_route() {
+    let app = spawn_app(1_000_000).await;
+    let costs = app.get("/api/v1/costs?month=2026-10&group_by=tenant", Some("tenant")).await.json();
+    let groups = costs["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0]["key"]["tenant"], "acme");
+    assert_eq!(costs["total"], "7.50");
+    for uri in [
+        "/api/v1/costs?month=2026-10&tenant=globex",
+        "/api/v1/costs?month=2026-10&tenant=__unallocated__",
+        "/api/v1/tenants/globex",
+        "/api/v1/tenants/nosuch",
+        "/api/v1/explanations?month=2026-10&tenant=globex",
+    ] {
+        let a = app.get(uri, Some("tenant")).await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{uri}");
+        assert!(!String::from_utf8_lossy(&a.body).contains("4.00"), "{uri} leaks globex's figures");
+    }
+    let list = app.get("/api/v1/tenants?month=2026-10", Some("tenant")).await.json();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let ex = app.get("/api/v1/explanations?month=2026-10", Some("tenant")).await.json();
+    assert!(ex.as_array().unwrap().iter().all(|e| e["tenant"] == "acme"));
+    // The dashboard: another tenant's page is a 404 too.
+    let mut req = Request::builder().uri("/tenants/globex").header("cookie", format!("tally_session={}", app.tokens["tenant"])).body(Body::empty()).unwrap();
+    req.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+    assert_eq!(app.router.clone().oneshot(req).await.unwrap().status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn bad_parameters_are_400s_that_name_the_parameter() {
+    let app = spawn_app(1_000_000).await;
+    for (uri, name) in [
+        ("/api/v1/costs?month=2026-13", "month"),
+        ("/api/v1/costs?group_by=region", "group_by"),
+        ("/api/v1/costs?measure=blended", "measure"),
+        ("/api/v1/costs?from=2026-10&to=2026-09", "to"),
+        ("/api/v1/costs?mnth=2026-10", "mnth"),
+        ("/api/v1/jobs?limit=0", "limit"),
+        ("/api/v1/jobs?limit=lots", "limit"),
+        ("/api/v1/exports/monthly.csv", "month"),
+        ("/api/v1/reconciliation?month=10-2026", "month"),
+        ("/api/v1/costs?month=2026-10&month=2026-09", "month"),
+        ("/api/v1/costs?month=%ZZ", "month"),
+    ] {
+        let a = app.get(uri, Some("admin")).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{uri}");
+        let j = a.json();
+        assert_eq!(j["code"], "bad_parameter", "{uri}");
+        assert!(j["message"].as_str().unwrap().contains(&format!("`{name}`")), "{uri}: {j}");
+    }
+    let a = app.call(Method::POST, "/api/v1/revenue", Some("admin"), Some("{not json")).await;
+    assert_eq!((a.status, a.json()["code"].as_str().unwrap()), (StatusCode::BAD_REQUEST, "bad_body"));
+    let a = app.call(Method::POST, "/api/v1/revenue", Some("admin"), Some(r#"{"month":"2026-10","tenant":"Bad Tenant","amount":"1","currency":"USD"}"#)).await;
+    assert!(a.json()["message"].as_str().unwrap().contains("`tenant`"));
+    let a = app.call(Method::POST, "/api/v1/revenue", Some("admin"), Some(r#"{"month":"2026-10","tenant":"acme","amount":"-5","currency":"USD"}"#)).await;
+    assert!(a.json()["message"].as_str().unwrap().contains("`amount`"));
+    let a = app.call(Method::POST, "/api/v1/allocations/Oct", Some("admin"), None).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(app.get("/api/v1/reconciliation?month=2026-09", Some("admin")).await.json()["code"], "not_allocated");
+    assert_eq!(app.get("/api/v1/nothing", Some("admin")).await.json()["code"], "not_found");
+}
+
+#[tokio::test]
+async fn a_client_over_its_rate_is_told_when_to_retry() {
+    let app = spawn_app(3).await;
+    for _ in 0..3 {
+        assert_eq!(app.get("/api/v1/costs", Some("admin")).await.status, StatusCode::OK);
+    }
+    let a = app.get("/api/v1/costs", Some("admin")).await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(a.json()["code"], "rate_limited");
+    assert_eq!(a.headers["retry-after"], "20");
+    assert_eq!(app.get("/healthz", None).await.status, StatusCode::OK, "probes are not rate limited");
+}
+
+#[tokio::test]
+async fn the_monthly_csv_sums_to_the_bill_per_service_and_neutralises_formulas() {
+    let app = spawn_app(1_000_000).await;
+    let a = app.get("/api/v1/exports/monthly.csv?month=2026-10", Some("finance")).await;
+    assert_eq!(a.headers["content-type"], "text/csv; charset=utf-8");
+    let text = String::from_utf8(a.body).unwrap();
+    let mut lines = text.split("\r\n").filter(|l| !l.is_empty());
+    assert!(lines.next().unwrap().starts_with("month,tenant,service,pool,unblended_cost,amortized_cost,driver,driver_quantity"));
+    let mut per_service: BTreeMap<String, Decimal> = BTreeMap::new();
+    for l in lines {
+        let cells: Vec<&str> = l.split(',').collect();
+        *per_service.entry(cells[2].to_owned()).or_default() += d(cells[4]);
+        if cells[1] == "globex" {
+            assert_eq!(cells[9], "'=Globex", "a display name starting with = is neutralised");
+        }
+    }
+    assert_eq!(per_service["AWSELB"], d("10.00"));
+    assert_eq!(per_service["AmazonS3"], d("2.50"));
+    assert_eq!(per_service["AWSDataTransfer"], d("2.25"));
+}
+
+#[tokio::test]
+async fn reports_carry_the_figures_people_read() {
+    let app = spawn_app(1_000_000).await;
+    let rec = app.get("/api/v1/reconciliation?month=2026-10", Some("viewer")).await.json();
+    assert_eq!(rec["reconciled"], true);
+    assert_eq!(rec["billed_total"], "14.75");
+    assert_eq!(rec["unallocated"][0]["reason"], "no egress_gb usage in the line's hour");
+    let t = app.get("/api/v1/tenants/acme?month=2026-10", Some("viewer")).await.json();
+    assert_eq!(t["cost"], "7.50");
+    assert_eq!(t["revenue"], "199");
+    assert_eq!(t["gross_margin"], "191.50");
+    let burn = app.get("/api/v1/burn", Some("viewer")).await.json();
+    assert_eq!(burn["months"][0]["aws_cost"], "14.75");
+    let by_day = app.get("/api/v1/costs?from=2026-10-01&to=2026-11-01&group_by=day", Some("viewer")).await.json();
+    assert_eq!(by_day["groups"][0]["key"]["day"], "2026-10-03");
+}
+
+#[tokio::test]
+async fn the_openapi_document_covers_every_route() {
+    let app = spawn_app(1_000_000).await;
+    let doc = app.get("/api/openapi.json", Some("viewer")).await.json();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let paths = doc["paths"].as_object().unwrap();
+    for (_, uri, _, _) in matrix() {
+        let path = uri.split('?').next().unwrap().replace("/acme", "/{tenant}").replace("/globex", "/{tenant}").replace("/2026-10", "/{month}");
+        if path == "/api/openapi.json" {
+            continue;
+        }
+        assert!(paths.contains_key(&path), "{path} is missing from the OpenAPI document");
+    }
+    for code in tally_api::ERROR_CODES {
+        assert!(doc["info"]["description"].as_str().unwrap().contains(code.0));
+    }
+}
