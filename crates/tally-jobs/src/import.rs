@@ -102,6 +102,18 @@ pub fn local_files(path: &Path) -> Result<(Vec<PathBuf>, Vec<String>)> {
     Ok((selection.files.iter().map(|f| path.join(f)).collect(), selection.notes))
 }
 
+/// Downloads the latest snapshot of each billing period under an
+/// `s3://bucket/prefix` into the data directory, for [`import_billing`].
+pub async fn fetch_s3(app: &App, reader: &tally_collectors::s3::S3Reader, url: &str, policy: &tally_collectors::retry::RetryPolicy) -> Result<(Vec<PathBuf>, Vec<String>)> {
+    let location = tally_collectors::s3::S3Location::parse(url).map_err(JobError::Invalid)?;
+    let into = app.data_dir.join("downloads").join(format!("{}-{}", location.bucket, app.clock.now().format("%Y%m%dT%H%M%S%.3f")));
+    let (files, selection) = reader.fetch_delivery(&location, &into, policy).await.map_err(JobError::Failed)?;
+    if files.is_empty() {
+        return Err(JobError::Invalid(format!("{url}: no Parquet, CSV or gzip files under this prefix")));
+    }
+    Ok((files, selection.notes))
+}
+
 /// Reads `files` as `format` and replaces the billing months they contain.
 /// `source` overrides the lines' source (the demo marks its data as such).
 pub async fn import_billing(app: &App, files: Vec<PathBuf>, notes: Vec<String>, format: BillingFormat, source: Option<CostSource>, progress: &dyn Progress) -> Result<BillingImport> {

@@ -15,6 +15,7 @@
 //! Entry points: [`App`], [`import`], [`allocate`], [`demo`], [`scheduler`].
 
 pub mod allocate;
+pub mod collect;
 pub mod demo;
 pub mod import;
 pub mod progress;

@@ -15,7 +15,7 @@ use tally_jobs::import::{import_billing, import_revenue, import_usage, local_fil
 use tally_jobs::App;
 use tally_storage::AllocationFilter;
 
-use crate::cli::{Cli, Command, ExportCommand, FileFormat, ImportCommand, TokenCommand};
+use crate::cli::{Cli, CollectCommand, Command, ExportCommand, FileFormat, ImportCommand, TokenCommand};
 use crate::output::{table, Bar};
 
 /// Exit code of a command that this build does not provide.
@@ -90,6 +90,10 @@ fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "localhost".into())
 }
 
+fn day(s: &str, what: &str) -> Result<NaiveDate> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| anyhow!("{what} {s:?}: expected a day, YYYY-MM-DD"))
+}
+
 fn month(s: &str, what: &str) -> Result<Month> {
     Month::parse(s).map_err(|e| anyhow!("{what}: {e}"))
 }
@@ -105,7 +109,22 @@ async fn dispatch(app: App, command: Command) -> Result<ExitCode> {
         Command::Demo { listen, tenants, months, seed, no_serve } => demo(app, listen, tenants, months, seed, no_serve).await,
         Command::Serve { listen, no_scheduler } => serve(app, listen, no_scheduler).await,
         Command::Import(cmd) => import(&app, cmd).await,
-        Command::Collect(_) => not_built("collect", "the Cost Explorer and usage collectors"),
+        Command::Collect(CollectCommand::Costs { from, to }) => {
+            let window = match (from, to) {
+                (Some(f), Some(t)) => Some((day(&f, "--from")?, day(&t, "--to")?)),
+                (None, None) => None,
+                _ => bail!("give both --from and --to (YYYY-MM-DD, --to exclusive), or neither for the restatement window"),
+            };
+            let api = tally_collectors::cost_explorer::SdkCostExplorer::new(&tally_collectors::aws::sdk_config(&tally_collectors::aws::AwsSettings::default()).await);
+            let policy = tally_collectors::retry::RetryPolicy::new(app.config.collectors.cost_explorer.max_retries);
+            let r = tally_jobs::collect::collect_costs(&app, &api, window, &policy).await?;
+            println!(
+                "Cost Explorer {}..{}: {} lines ({} replaced), {} request(s) (${:.2}), {} day(s) still estimated; job run {}",
+                r.from, r.to, r.lines, r.replaced, r.requests, f64::from(r.requests) * 0.01, r.estimated_days, r.job_run
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Collect(CollectCommand::Usage { .. }) => not_built("collect usage", "the CloudWatch, PostgreSQL and Redis usage collectors"),
         Command::Allocate { month: m, from, to, all } => {
             let months: Vec<Month> = match (m, from, to, all) {
                 (Some(m), _, _, _) => vec![month(&m, "--month")?],
@@ -206,10 +225,6 @@ fn write_out(out: Option<&Path>, bytes: &[u8]) -> Result<()> {
 async fn import(app: &App, cmd: ImportCommand) -> Result<ExitCode> {
     let progress = Bar::new();
     match cmd {
-        ImportCommand::Cur { paths } | ImportCommand::Focus { paths } if paths.iter().any(|p| p.starts_with("s3://")) => {
-            let _ = paths;
-            not_built("import from s3://", "the S3 reader of the billing ingest")
-        }
         cmd @ (ImportCommand::Cur { .. } | ImportCommand::Focus { .. }) => {
             let (paths, format) = match cmd {
                 ImportCommand::Cur { paths } => (paths, BillingFormat::Cur),
@@ -219,7 +234,13 @@ async fn import(app: &App, cmd: ImportCommand) -> Result<ExitCode> {
             let mut files = Vec::new();
             let mut notes = Vec::new();
             for p in &paths {
-                let (f, n) = local_files(Path::new(p))?;
+                let (f, n) = if p.starts_with("s3://") {
+                    let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+                    let reader = tally_collectors::s3::S3Reader::new(&tally_collectors::aws::AwsSettings::default(), path_style).await;
+                    tally_jobs::import::fetch_s3(app, &reader, p, &tally_collectors::retry::RetryPolicy::new(5)).await?
+                } else {
+                    local_files(Path::new(p))?
+                };
                 files.extend(f);
                 notes.extend(n);
             }
