@@ -12,6 +12,9 @@
 //! Entry points: [`aws::AwsSettings`], [`cost_explorer`], [`s3`].
 
 pub mod aws;
+pub mod cloudwatch;
 pub mod cost_explorer;
+pub mod redis_usage;
 pub mod retry;
 pub mod s3;
+pub mod tenant_db;

@@ -19,7 +19,10 @@ pub mod collect;
 pub mod demo;
 pub mod import;
 pub mod progress;
+pub mod runner;
 pub mod runs;
+pub mod scheduler;
+pub mod usage;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -13,6 +13,7 @@
 //!   a failed import leaves the database as it was.
 //! - The contract suite in `tests/contract.rs` runs against both backends.
 
+pub mod appdb;
 mod backend;
 mod error;
 mod migrate;

@@ -124,7 +124,42 @@ async fn dispatch(app: App, command: Command) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Collect(CollectCommand::Usage { .. }) => not_built("collect usage", "the CloudWatch, PostgreSQL and Redis usage collectors"),
+        Command::Collect(CollectCommand::Usage { from, to }) => {
+            let window = match (from, to) {
+                (Some(f), Some(t)) => Some((day(&f, "--from")?.and_hms_opt(0, 0, 0).expect("midnight").and_utc(), day(&t, "--to")?.and_hms_opt(0, 0, 0).expect("midnight").and_utc())),
+                (None, None) => None,
+                _ => bail!("give both --from and --to (YYYY-MM-DD), or neither for the configured lookback"),
+            };
+            let c = &app.config.collectors;
+            let mut ran = 0;
+            if !c.cloudwatch.queries.is_empty() {
+                let api = tally_collectors::cloudwatch::SdkCloudWatch::new(&tally_collectors::aws::sdk_config(&tally_collectors::aws::AwsSettings::default()).await);
+                let r = tally_jobs::usage::collect_cloudwatch(&app, &api, window, &tally_collectors::retry::RetryPolicy::new(5)).await?;
+                println!("CloudWatch: {} samples; job run {}", r.samples, r.job_run);
+                for n in &r.notes {
+                    eprintln!("warning: {n}");
+                }
+                ran += 1;
+            }
+            if let Some(url) = &c.postgres.url {
+                let db = tally_jobs::usage::AppDatabaseSource(tally_storage::appdb::AppDatabase::connect(url).await?);
+                let r = tally_jobs::usage::collect_postgres(&app, &db).await?;
+                println!("PostgreSQL: {} samples; job run {}", r.samples, r.job_run);
+                for n in &r.notes {
+                    eprintln!("note: {n}");
+                }
+                ran += 1;
+            }
+            if c.redis.url.is_some() {
+                let r = tally_jobs::usage::collect_redis_usage(&app).await?;
+                println!("Redis: {} samples; job run {}", r.samples, r.job_run);
+                ran += 1;
+            }
+            if ran == 0 {
+                bail!("no usage collector is configured: set collectors.cloudwatch.queries, collectors.postgres.url or collectors.redis.url");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Allocate { month: m, from, to, all } => {
             let months: Vec<Month> = match (m, from, to, all) {
                 (Some(m), _, _, _) => vec![month(&m, "--month")?],
@@ -378,10 +413,23 @@ async fn serve_until_shutdown(app: &App, listen: std::net::SocketAddr) -> Result
     Ok(())
 }
 
-async fn serve(app: App, listen: Option<std::net::SocketAddr>, _no_scheduler: bool) -> Result<ExitCode> {
+async fn serve(app: App, listen: Option<std::net::SocketAddr>, no_scheduler: bool) -> Result<ExitCode> {
     let listen = listen.unwrap_or(app.config.server.listen);
     println!("Tally is serving on {}", public_base(&app, listen));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let scheduler = if no_scheduler {
+        None
+    } else {
+        let runner = Arc::new(tally_jobs::runner::ProductRunner { app: app.clone(), aws: tally_collectors::aws::AwsSettings::default() });
+        let s = Arc::new(tally_jobs::scheduler::Scheduler::from_config(app.clone(), runner)?);
+        Some(tokio::spawn(s.run_forever(stopped)))
+    };
     serve_until_shutdown(&app, listen).await?;
+    // Let a job in flight finish (each writes in one transaction) before exiting.
+    let _ = stop.send(true);
+    if let Some(handle) = scheduler {
+        let _ = handle.await;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

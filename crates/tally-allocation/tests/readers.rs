@@ -1,0 +1,148 @@
+//! Bad input is rejected with the file, the row and the column.
+
+use std::path::{Path, PathBuf};
+
+use tally_allocation::read::{read_cur, read_focus, read_revenue, read_usage};
+use tally_allocation::{ReadError, ReadOptions};
+use tally_domain::Currency;
+
+const HEADER: &str = "identity/LineItemId,bill/BillingPeriodStartDate,lineItem/UsageStartDate,lineItem/UsageEndDate,lineItem/ProductCode,lineItem/UsageType,lineItem/LineItemType,lineItem/UnblendedCost,lineItem/CurrencyCode,resourceTags/user:tenant";
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn cur(rows: &[&str]) -> String {
+    let mut s = String::from(HEADER);
+    for r in rows {
+        s.push('\n');
+        s.push_str(r);
+    }
+    s.push('\n');
+    s
+}
+
+fn opts() -> ReadOptions {
+    ReadOptions::new("user_tenant", Currency::USD)
+}
+
+fn err(e: ReadError) -> (Option<usize>, Option<String>, String) {
+    (e.row, e.column, e.message)
+}
+
+const GOOD: &str = "a,2026-10-01T00:00:00Z,2026-10-01T00:00:00Z,2026-10-01T01:00:00Z,AmazonEC2,BoxUsage:m5.xlarge,Usage,0.192,USD,acme";
+
+#[test]
+fn a_legacy_csv_reads_with_tags_and_tenants() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = read_cur(&write(dir.path(), "ok.csv", &cur(&[GOOD, "b,2026-10-01T00:00:00Z,2026-10-01T01:00:00Z,2026-10-01T02:00:00Z,AmazonEC2,BoxUsage:m5.xlarge,Usage,0.192,USD,"])), &opts()).unwrap();
+    assert_eq!(f.lines.len(), 2);
+    assert_eq!(f.lines[0].tenant.as_ref().map(|t| t.as_str()), Some("acme"));
+    assert_eq!(f.lines[0].tags.get("user_tenant").map(String::as_str), Some("acme"));
+    assert_eq!(f.lines[1].tenant, None, "an empty tag is no tag");
+}
+
+#[test]
+fn a_gzip_file_reads_like_the_plain_one() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("cur.csv.gz");
+    let mut gz = flate2::write::GzEncoder::new(std::fs::File::create(&p).unwrap(), flate2::Compression::default());
+    gz.write_all(cur(&[GOOD]).as_bytes()).unwrap();
+    gz.finish().unwrap();
+    assert_eq!(read_cur(&p, &opts()).unwrap().lines.len(), 1);
+}
+
+#[test]
+fn a_missing_required_column_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "lineItem/UsageStartDate,lineItem/UsageEndDate,lineItem/ProductCode\n2026-10-01T00:00:00Z,2026-10-01T01:00:00Z,AmazonEC2\n";
+    let e = read_cur(&write(dir.path(), "bad.csv", text), &opts()).unwrap_err();
+    assert!(e.to_string().starts_with(&format!("{}", dir.path().join("bad.csv").display())));
+    assert_eq!(e.column.as_deref(), Some("line_item_line_item_type"));
+}
+
+#[test]
+fn an_unparsable_number_names_the_row_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = GOOD.replace("0.192", "1,92").replace(",acme", "");
+    let text = format!("{HEADER}\n{GOOD}\n{}\n", bad.replace("1,92", "\"1,92\""));
+    let (row, col, msg) = err(read_cur(&write(dir.path(), "n.csv", &text), &opts()).unwrap_err());
+    assert_eq!((row, col.as_deref()), (Some(2), Some("line_item_unblended_cost")));
+    assert!(msg.contains("not a number"), "{msg}");
+}
+
+#[test]
+fn an_unparsable_date_names_the_row_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = read_cur(&write(dir.path(), "d.csv", &cur(&[GOOD, &GOOD.replace("2026-10-01T01:00:00Z", "tomorrow")])), &opts()).unwrap_err();
+    assert_eq!((e.row, e.column.as_deref()), (Some(2), Some("line_item_usage_end_date")));
+}
+
+#[test]
+fn an_unknown_currency_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = read_cur(&write(dir.path(), "c.csv", &cur(&[&GOOD.replace("USD", "XYZ")])), &opts()).unwrap_err();
+    assert_eq!((e.row, e.column.as_deref()), (Some(1), Some("line_item_currency_code")));
+    assert!(e.message.contains("unknown currency \"XYZ\""));
+}
+
+#[test]
+fn several_currencies_in_a_period_need_a_rate_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "m.csv", &cur(&[GOOD, &GOOD.replace("USD", "EUR")]));
+    let e = read_cur(&p, &opts()).unwrap_err();
+    assert!(e.message.contains("several currencies (EUR, USD)") && e.message.contains("currency_rates.EUR"), "{}", e.message);
+    let mut o = opts();
+    o.rates.insert(Currency::parse("EUR").unwrap(), "1.10".parse().unwrap());
+    let f = read_cur(&p, &o).unwrap();
+    assert_eq!(f.lines[1].unblended.to_string(), "0.21120");
+    assert!(f.lines.iter().all(|l| l.currency == Currency::USD));
+}
+
+#[test]
+fn a_focus_file_with_json_tags_names_its_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "BilledCost,EffectiveCost,BillingCurrency,ChargePeriodStart,ChargePeriodEnd,ChargeCategory,ServiceName,ProviderName,Tags\n1.50,1.20,USD,2026-10-01 00:00:00,2026-10-01 01:00:00,Usage,Amazon Relational Database Service,AWS,\"{\"\"user:tenant\"\": \"\"Globex\"\"}\"\n";
+    let f = read_focus(&write(dir.path(), "f.csv", text), &opts()).unwrap();
+    assert_eq!(f.lines[0].service, "AmazonRDS");
+    assert_eq!(f.lines[0].tenant.as_ref().unwrap().as_str(), "globex");
+    assert_eq!(f.lines[0].amortized.to_string(), "1.20");
+    let bad = text.replace("{\"\"user:tenant\"\": \"\"Globex\"\"}", "not json");
+    let e = read_focus(&write(dir.path(), "g.csv", &bad), &opts()).unwrap_err();
+    assert_eq!((e.row, e.column.as_deref()), (Some(1), Some("Tags")));
+}
+
+#[test]
+fn usage_files_reject_negative_values_non_numbers_and_hours_that_are_not_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = "timestamp,tenant,metric,value,unit,resource_id,workload\n";
+    let ok = "2026-10-01T05:00:00Z,acme,egress_gb,1.5,GB,,\n";
+    let f = read_usage(&write(dir.path(), "ok.csv", &format!("{head}{ok}2026-10-01T05:00:00Z,new-tenant,requests,10,,,\n"))).unwrap();
+    assert_eq!(f.samples.len(), 2);
+    assert_eq!(f.tenants.iter().map(|t| t.as_str()).collect::<Vec<_>>(), ["acme", "new-tenant"]);
+    for (row, col, expected) in [
+        ("2026-10-01T05:00:00Z,acme,egress_gb,-3,GB,,\n", "value", "-3"),
+        ("2026-10-01T05:00:00Z,acme,egress_gb,lots,GB,,\n", "value", "not a number"),
+        ("2026-10-01T05:30:00Z,acme,egress_gb,1,GB,,\n", "timestamp", "not the start of an hour"),
+        ("2026-10-01T05:00:00Z,Acme Corp,egress_gb,1,GB,,\n", "tenant", "tenant id"),
+        ("2026-10-01T05:00:00Z,acme,Egress GB,1,GB,,\n", "metric", "metric"),
+    ] {
+        let e = read_usage(&write(dir.path(), "bad.csv", &format!("{head}{ok}{row}"))).unwrap_err();
+        assert_eq!((e.row, e.column.as_deref()), (Some(2), Some(col)), "{row}");
+        assert!(e.message.contains(expected), "{row}: {}", e.message);
+    }
+}
+
+#[test]
+fn revenue_files_are_validated_and_a_tenant_may_appear_once_per_month() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = read_revenue(&write(dir.path(), "r.csv", "month,tenant,amount,currency\n2026-10,acme,900.00,USD\n2026-10,globex,49,USD\n"), Currency::USD).unwrap();
+    assert_eq!(ok.len(), 2);
+    let e = read_revenue(&write(dir.path(), "r2.csv", "month,tenant,amount,currency\n2026-10,acme,900.00,USD\n2026-10,acme,1,USD\n"), Currency::USD).unwrap_err();
+    assert_eq!((e.row, e.column.as_deref()), (Some(2), Some("tenant")));
+    let e = read_revenue(&write(dir.path(), "r3.csv", "month,tenant,amount,currency\n2026-10,acme,9,EUR\n"), Currency::USD).unwrap_err();
+    assert_eq!(e.column.as_deref(), Some("currency"));
+}

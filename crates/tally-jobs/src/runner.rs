@@ -1,0 +1,67 @@
+//! The product's job runner: builds the real clients and runs each job.
+
+use async_trait::async_trait;
+use tally_collectors::aws::{sdk_config, AwsSettings};
+use tally_collectors::cloudwatch::SdkCloudWatch;
+use tally_collectors::cost_explorer::SdkCostExplorer;
+use tally_collectors::retry::RetryPolicy;
+use tally_storage::appdb::AppDatabase;
+
+use crate::scheduler::{allocation_months, JobKind, JobRunner};
+use crate::usage::{collect_cloudwatch, collect_postgres, collect_redis_usage, AppDatabaseSource};
+use crate::{allocate, collect, App, JobError, Result};
+
+/// Runs jobs against the real AWS account (the standard credential chain,
+/// `AWS_ENDPOINT_URL`), the application's database and cache.
+#[derive(Debug, Clone)]
+pub struct ProductRunner {
+    pub app: App,
+    pub aws: AwsSettings,
+}
+
+impl ProductRunner {
+    pub async fn run_kind(&self, kind: JobKind) -> Result<String> {
+        let app = &self.app;
+        let retries = RetryPolicy::new(app.config.collectors.cost_explorer.max_retries);
+        match kind {
+            JobKind::CollectCosts => {
+                let api = SdkCostExplorer::new(&sdk_config(&self.aws).await);
+                let r = collect::collect_costs(app, &api, None, &retries).await?;
+                Ok(format!("{} lines for {}..{}, {} requests", r.lines, r.from, r.to, r.requests))
+            }
+            JobKind::CollectCloudWatch => {
+                let api = SdkCloudWatch::new(&sdk_config(&self.aws).await);
+                let r = collect_cloudwatch(app, &api, None, &retries).await?;
+                Ok(format!("{} samples", r.samples))
+            }
+            JobKind::CollectPostgres => {
+                let url = app.config.collectors.postgres.url.clone().ok_or_else(|| JobError::Invalid("collectors.postgres.url is not set".into()))?;
+                let db = AppDatabaseSource(AppDatabase::connect(&url).await?);
+                let r = collect_postgres(app, &db).await?;
+                Ok(format!("{} samples", r.samples))
+            }
+            JobKind::CollectRedis => {
+                let r = collect_redis_usage(app).await?;
+                Ok(format!("{} samples", r.samples))
+            }
+            JobKind::Allocate => {
+                let have = app.store.billing_months().await?;
+                let mut done = Vec::new();
+                for m in allocation_months(app.clock.now()) {
+                    if have.contains(&m) {
+                        allocate::allocate_month(app, m).await?;
+                        done.push(m.to_string());
+                    }
+                }
+                Ok(if done.is_empty() { "no billing data for this or last month".into() } else { format!("allocated {}", done.join(", ")) })
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl JobRunner for ProductRunner {
+    async fn run(&self, kind: JobKind) -> std::result::Result<String, String> {
+        self.run_kind(kind).await.map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,236 @@
+//! The scheduler inside `tally serve`: each collector and the allocation on
+//! its own cron expression (UTC, with seconds).
+//!
+//! - A job is due when the latest time its schedule fired (at or before now)
+//!   has not been triggered yet; a run missed while the service was down is
+//!   therefore caught up once at start, not once per missed time.
+//! - Within a process a job never overlaps itself; across replicas sharing a
+//!   database, a lease row decides who runs it, and the lease expires if its
+//!   holder dies. The holder re-checks and records the trigger before
+//!   running, so a replica that takes the lease later does not run it again.
+//! - Time comes from the clock: tests call [`Scheduler::run_due`] with a
+//!   manual clock instead of sleeping.
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use cron::Schedule;
+use rand::Rng;
+use tally_domain::Month;
+
+use crate::{App, JobError, Result};
+
+/// What the scheduler can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum JobKind {
+    CollectCosts,
+    CollectCloudWatch,
+    CollectPostgres,
+    CollectRedis,
+    Allocate,
+}
+
+impl JobKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::CollectCosts => "collect:costs",
+            Self::CollectCloudWatch => "collect:usage:cloudwatch",
+            Self::CollectPostgres => "collect:usage:postgres",
+            Self::CollectRedis => "collect:usage:redis",
+            Self::Allocate => "allocate",
+        }
+    }
+}
+
+/// Runs a job of a kind; the product's runner builds the real clients.
+#[async_trait]
+pub trait JobRunner: Send + Sync {
+    async fn run(&self, kind: JobKind) -> std::result::Result<String, String>;
+}
+
+#[derive(Debug, Clone)]
+pub struct ScheduledJob {
+    pub kind: JobKind,
+    pub schedule: Schedule,
+}
+
+pub struct Scheduler {
+    app: App,
+    jobs: Vec<ScheduledJob>,
+    runner: Arc<dyn JobRunner>,
+    running: Mutex<BTreeSet<JobKind>>,
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler").field("jobs", &self.jobs.iter().map(|j| j.kind).collect::<Vec<_>>()).finish_non_exhaustive()
+    }
+}
+
+/// What happened to a due job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ran {
+    Succeeded(String),
+    Failed(String),
+    /// Another replica holds the job, or it already ran for this time.
+    Skipped,
+}
+
+fn parse(expr: &str, key: &str) -> Result<Schedule> {
+    Schedule::from_str(expr).map_err(|e| JobError::Invalid(format!("{key} = {expr:?}: {e}")))
+}
+
+fn trigger_doc(kind: JobKind) -> String {
+    format!("schedule:last:{}", kind.name())
+}
+
+impl Scheduler {
+    pub fn new(app: App, jobs: Vec<ScheduledJob>, runner: Arc<dyn JobRunner>) -> Self {
+        Self { app, jobs, runner, running: Mutex::new(BTreeSet::new()) }
+    }
+
+    /// The enabled collectors and the allocation, on their configured schedules.
+    pub fn from_config(app: App, runner: Arc<dyn JobRunner>) -> Result<Self> {
+        let c = &app.config.collectors;
+        let mut jobs = Vec::new();
+        if c.cost_explorer.enabled {
+            jobs.push(ScheduledJob { kind: JobKind::CollectCosts, schedule: parse(&c.cost_explorer.schedule, "collectors.cost_explorer.schedule")? });
+        }
+        if c.cloudwatch.enabled {
+            jobs.push(ScheduledJob { kind: JobKind::CollectCloudWatch, schedule: parse(&c.cloudwatch.schedule, "collectors.cloudwatch.schedule")? });
+        }
+        if c.postgres.enabled {
+            jobs.push(ScheduledJob { kind: JobKind::CollectPostgres, schedule: parse(&c.postgres.schedule, "collectors.postgres.schedule")? });
+        }
+        if c.redis.enabled {
+            jobs.push(ScheduledJob { kind: JobKind::CollectRedis, schedule: parse(&c.redis.schedule, "collectors.redis.schedule")? });
+        }
+        jobs.push(ScheduledJob { kind: JobKind::Allocate, schedule: parse(&app.config.schedule.allocate, "schedule.allocate")? });
+        Ok(Self::new(app, jobs, runner))
+    }
+
+    pub fn jobs(&self) -> &[ScheduledJob] {
+        &self.jobs
+    }
+
+    /// The latest time `schedule` fired at or before `now`.
+    pub fn last_fire(schedule: &Schedule, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        schedule.after(&(now + Duration::seconds(1))).next_back().filter(|t| *t <= now)
+    }
+
+    async fn last_trigger(&self, kind: JobKind) -> Result<Option<DateTime<Utc>>> {
+        Ok(self.app.store.document(&trigger_doc(kind)).await?.and_then(|(body, _)| DateTime::parse_from_rfc3339(&body).ok()).map(|t| t.with_timezone(&Utc)))
+    }
+
+    /// Jobs whose latest fire time is not yet triggered.
+    pub async fn due(&self, now: DateTime<Utc>) -> Result<Vec<(JobKind, DateTime<Utc>)>> {
+        let mut out = Vec::new();
+        for job in &self.jobs {
+            let Some(fire) = Self::last_fire(&job.schedule, now) else { continue };
+            let triggered = self.last_trigger(job.kind).await?;
+            if triggered.is_none_or(|t| t < fire) {
+                out.push((job.kind, fire));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs every due job once (sequentially), each under its lease.
+    pub async fn run_due(&self, now: DateTime<Utc>) -> Result<Vec<(JobKind, Ran)>> {
+        let mut results = Vec::new();
+        for (kind, fire) in self.due(now).await? {
+            results.push((kind, self.run_one(kind, fire).await?));
+        }
+        Ok(results)
+    }
+
+    async fn run_one(&self, kind: JobKind, fire: DateTime<Utc>) -> Result<Ran> {
+        {
+            let mut running = self.running.lock().expect("scheduler lock");
+            if !running.insert(kind) {
+                return Ok(Ran::Skipped);
+            }
+        }
+        let out = self.run_leased(kind, fire).await;
+        self.running.lock().expect("scheduler lock").remove(&kind);
+        out
+    }
+
+    async fn run_leased(&self, kind: JobKind, fire: DateTime<Utc>) -> Result<Ran> {
+        let store = &self.app.store;
+        let ttl = Duration::seconds(i64::from(self.app.config.schedule.lease_seconds.max(5)));
+        let name = kind.name();
+        if !store.try_lease(name, &self.app.holder, self.app.clock.now(), ttl).await? {
+            return Ok(Ran::Skipped);
+        }
+        // Another replica may have run it between our check and our lease.
+        if self.last_trigger(kind).await?.is_some_and(|t| t >= fire) {
+            store.release_lease(name, &self.app.holder).await?;
+            return Ok(Ran::Skipped);
+        }
+        store.put_document(&trigger_doc(kind), &fire.to_rfc3339(), self.app.clock.now()).await?;
+        // Renew the lease while the job runs, so a long job keeps it.
+        let renew = {
+            let (store, holder, clock) = (store.clone(), self.app.holder.clone(), self.app.clock.clone());
+            tokio::spawn(async move {
+                let every = std::time::Duration::from_secs((ttl.num_seconds() / 3).max(1) as u64);
+                loop {
+                    tokio::time::sleep(every).await;
+                    if !matches!(store.try_lease(name, &holder, clock.now(), ttl).await, Ok(true)) {
+                        tracing::warn!(job = name, "lost the job's lease while running");
+                    }
+                }
+            })
+        };
+        let outcome = self.runner.run(kind).await;
+        renew.abort();
+        store.release_lease(name, &self.app.holder).await?;
+        Ok(match outcome {
+            Ok(detail) => Ran::Succeeded(detail),
+            Err(e) => Ran::Failed(e),
+        })
+    }
+
+    /// Ticks until `shutdown` resolves, running due jobs after a random jitter.
+    pub async fn run_forever(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let jitter = self.app.config.schedule.jitter_seconds;
+        tracing::info!(jobs = ?self.jobs.iter().map(|j| j.kind.name()).collect::<Vec<_>>(), "scheduler started");
+        loop {
+            match self.due(self.app.clock.now()).await {
+                Ok(due) if !due.is_empty() => {
+                    let pause = if jitter > 0 { rand::rng().random_range(0..=jitter) } else { 0 };
+                    tokio::select! {
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(u64::from(pause))) => {}
+                        _ = shutdown.changed() => break,
+                    }
+                    for (kind, fire) in due {
+                        if *shutdown.borrow() {
+                            break;
+                        }
+                        match self.run_one(kind, fire).await {
+                            Ok(Ran::Failed(e)) => tracing::warn!(job = kind.name(), error = %e, "scheduled job failed"),
+                            Ok(_) => {}
+                            Err(e) => tracing::error!(job = kind.name(), error = %e, "scheduler error"),
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "scheduler cannot read its state"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                _ = shutdown.changed() => break,
+            }
+        }
+        tracing::info!("scheduler stopped");
+    }
+}
+
+/// The months the scheduled allocation covers: the current one and the previous.
+pub fn allocation_months(now: DateTime<Utc>) -> [Month; 2] {
+    let m = Month::of(now);
+    [m.prev(), m]
+}

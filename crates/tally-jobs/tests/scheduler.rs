@@ -1,0 +1,124 @@
+//! The scheduler, with a manual clock: catch-up, no overlap, and one runner
+//! per job across replicas sharing a PostgreSQL database.
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use cron::Schedule;
+use tally_domain::{Clock, Config, ManualClock};
+use tally_jobs::scheduler::{JobKind, JobRunner, Ran, ScheduledJob, Scheduler};
+use tally_jobs::App;
+use tally_storage::{PostgresStore, SqliteStore, Store};
+
+/// Counts runs; each takes `pause`.
+#[derive(Debug, Default)]
+struct Counting {
+    runs: AtomicU32,
+    pause: Duration,
+}
+
+#[async_trait]
+impl JobRunner for Counting {
+    async fn run(&self, _kind: JobKind) -> Result<String, String> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(self.pause).await;
+        Ok("done".into())
+    }
+}
+
+fn t(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+fn app(store: Arc<dyn Store>, clock: Arc<ManualClock>, holder: &str) -> App {
+    App { store, config: Arc::new(Config::default()), clock, data_dir: std::env::temp_dir(), holder: holder.into() }
+}
+
+fn hourly() -> Vec<ScheduledJob> {
+    vec![ScheduledJob { kind: JobKind::Allocate, schedule: Schedule::from_str("0 0 * * * *").unwrap() }]
+}
+
+async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::connect(&format!("sqlite://{}", dir.path().join("s.db").display())).await.unwrap();
+    store.migrate().await.unwrap();
+    (Arc::new(store), dir)
+}
+
+#[tokio::test]
+async fn a_job_runs_when_its_time_comes_and_a_missed_run_is_caught_up_once() {
+    let (store, _dir) = sqlite().await;
+    let clock = Arc::new(ManualClock::new(t("2026-11-02T10:30:00Z")));
+    let runner = Arc::new(Counting::default());
+    let s = Scheduler::new(app(store.clone(), clock.clone(), "a"), hourly(), runner.clone());
+    // Never run: the 10:00 run is caught up at start, once.
+    assert!(matches!(s.run_due(clock.now()).await.unwrap()[..], [(JobKind::Allocate, Ran::Succeeded(_))]));
+    assert!(s.run_due(clock.now()).await.unwrap().is_empty());
+    clock.set(t("2026-11-02T10:59:59Z"));
+    assert!(s.run_due(clock.now()).await.unwrap().is_empty());
+    clock.set(t("2026-11-02T11:00:00Z"));
+    assert_eq!(s.run_due(clock.now()).await.unwrap().len(), 1);
+    // Down from 11:00 to 14:20: three runs were missed; one catches up.
+    clock.set(t("2026-11-02T14:20:00Z"));
+    let restarted = Scheduler::new(app(store.clone(), clock.clone(), "a2"), hourly(), runner.clone());
+    assert_eq!(restarted.run_due(clock.now()).await.unwrap().len(), 1);
+    assert!(restarted.run_due(clock.now()).await.unwrap().is_empty());
+    assert_eq!(runner.runs.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn a_job_never_overlaps_itself_in_one_process() {
+    let (store, _dir) = sqlite().await;
+    let clock = Arc::new(ManualClock::new(t("2026-11-02T10:30:00Z")));
+    let runner = Arc::new(Counting { runs: AtomicU32::new(0), pause: Duration::from_millis(300) });
+    let s = Arc::new(Scheduler::new(app(store, clock.clone(), "a"), hourly(), runner.clone()));
+    let (a, b) = tokio::join!(s.run_due(clock.now()), s.run_due(clock.now()));
+    let ran = a.unwrap().into_iter().chain(b.unwrap()).filter(|(_, r)| matches!(r, Ran::Succeeded(_))).count();
+    assert_eq!(ran, 1);
+    assert_eq!(runner.runs.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn two_schedulers_on_one_postgresql_never_run_the_same_job_twice() {
+    let name = tally_test_support::unique_name("tally_sched");
+    let admin = tally_test_support::postgres_url("postgres");
+    PostgresStore::create_database(&admin, &name).await.unwrap();
+    let url = tally_test_support::postgres_url(&name);
+    let first: Arc<dyn Store> = Arc::new(PostgresStore::connect(&url).await.unwrap());
+    first.migrate().await.unwrap();
+    let second: Arc<dyn Store> = Arc::new(PostgresStore::connect(&url).await.unwrap());
+    let clock = Arc::new(ManualClock::new(t("2026-11-02T10:30:00Z")));
+    let runner = Arc::new(Counting { runs: AtomicU32::new(0), pause: Duration::from_millis(200) });
+    let a = Arc::new(Scheduler::new(app(first.clone(), clock.clone(), "replica-a"), hourly(), runner.clone()));
+    let b = Arc::new(Scheduler::new(app(second.clone(), clock.clone(), "replica-b"), hourly(), runner.clone()));
+    for hour in ["10:30", "11:00", "12:00", "13:00"] {
+        clock.set(t(&format!("2026-11-02T{hour}:00Z")));
+        // Both replicas wake at the same time, several times over.
+        let (ra, rb) = tokio::join!(a.run_due(clock.now()), b.run_due(clock.now()));
+        let (ra2, rb2) = tokio::join!(a.run_due(clock.now()), b.run_due(clock.now()));
+        let succeeded = [ra.unwrap(), rb.unwrap(), ra2.unwrap(), rb2.unwrap()].into_iter().flatten().filter(|(_, r)| matches!(r, Ran::Succeeded(_))).count();
+        assert_eq!(succeeded, 1, "exactly one replica ran the {hour} run");
+    }
+    assert_eq!(runner.runs.load(Ordering::SeqCst), 4);
+
+    // A replica that dies holding the lease blocks the job until the lease expires.
+    clock.set(t("2026-11-02T14:00:00Z"));
+    assert!(first.try_lease("allocate", "dead-replica", clock.now(), chrono::Duration::seconds(300)).await.unwrap());
+    assert!(matches!(b.run_due(clock.now()).await.unwrap()[..], [(_, Ran::Skipped)]));
+    clock.set(t("2026-11-02T14:06:00Z"));
+    assert!(matches!(b.run_due(clock.now()).await.unwrap()[..], [(_, Ran::Succeeded(_))]), "the lease expired");
+    drop((a, b, first, second));
+    PostgresStore::drop_database(&admin, &name).await.unwrap();
+}
+
+#[test]
+fn the_last_fire_time_is_found_without_walking_the_schedule() {
+    let every_second = Schedule::from_str("* * * * * *").unwrap();
+    assert_eq!(Scheduler::last_fire(&every_second, t("2026-11-02T10:30:05Z")), Some(t("2026-11-02T10:30:05Z")));
+    let daily = Schedule::from_str("0 40 7 * * *").unwrap();
+    assert_eq!(Scheduler::last_fire(&daily, t("2026-11-02T07:39:59Z")), Some(t("2026-11-01T07:40:00Z")));
+}
