@@ -53,6 +53,7 @@ fn line(start: &str, hours: i64, service: &str, usage_type: &str, resource: Opti
         tenant: None,
         estimated: false,
         source: CostSource::Cur,
+        provider: None,
     }
 }
 

@@ -85,6 +85,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/allocations/{month}", post(routes::post_allocation))
         .route("/exports/monthly.csv", get(routes::export_monthly_csv))
         .route("/exports/monthly.parquet", get(routes::export_monthly_parquet))
+        .route("/exports/focus", get(routes::export_focus))
         .fallback(|| async { ApiError::NotFound("no such route".into()) });
     Router::new()
         .nest("/api/v1", api)

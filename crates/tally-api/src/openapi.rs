@@ -36,6 +36,7 @@ impl Modify for Security {
         routes::post_allocation,
         routes::export_monthly_csv,
         routes::export_monthly_parquet,
+        routes::export_focus,
         crate::healthz,
         crate::readyz,
         crate::metrics_route,

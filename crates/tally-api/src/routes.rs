@@ -506,6 +506,46 @@ pub async fn export_monthly_parquet(State(state): State<ApiState>, who: Principa
     Ok(download(body, "application/vnd.apache.parquet", &format!("tally-{month}.parquet")))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code, reason = "declares the query for the OpenAPI document; handlers parse it with Params")]
+pub struct FocusQuery {
+    /// The billing month, `YYYY-MM`.
+    pub month: Option<String>,
+    /// `parquet` (default) or `csv`.
+    pub format: Option<String>,
+}
+
+/// FOCUS 1.2 rows of the month's imported billing data, tenant in Tags.
+#[utoipa::path(get, path = "/api/v1/exports/focus", tag = "exports", params(FocusQuery),
+    responses((status = 200, description = "FOCUS 1.2, Parquet or CSV"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn export_focus(State(state): State<ApiState>, who: Principal, q: Params) -> ApiResult<Response> {
+    who.require_export()?;
+    q.only(&["month", "format"])?;
+    let month = export_month(&state, &q).await?;
+    let format = q.get("format").unwrap_or("parquet").to_owned();
+    if !matches!(format.as_str(), "parquet" | "csv") {
+        return Err(ApiError::bad_parameter("format", "expected parquet or csv"));
+    }
+    let source = state.store.allocation_runs().await?.into_iter().find(|r| r.month == month).map(|r| r.source);
+    let source = source.and_then(|s| s.parse().ok());
+    let lines = state.store.cost_lines(&tally_storage::CostLineFilter { billing_month: Some(month), source, ..Default::default() }).await?;
+    if format == "csv" {
+        let body = tally_reports::focus::focus_csv(&lines).map_err(ApiError::internal)?;
+        return Ok(download(body, "text/csv; charset=utf-8", &format!("tally-focus-{month}.csv")));
+    }
+    let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
+        let tmp = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+        tally_reports::focus::focus_parquet(&lines, tmp.path()).map_err(|e| e.to_string())?;
+        std::fs::read(tmp.path()).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    Ok(download(body, "application/vnd.apache.parquet", &format!("tally-focus-{month}.parquet")))
+}
+
 pub(crate) async fn export_month(state: &ApiState, q: &Params) -> ApiResult<Month> {
     let month = q.parse::<Month>("month", "a month such as 2026-10")?.ok_or_else(|| ApiError::bad_parameter("month", "required, e.g. month=2026-10"))?;
     if !state.store.allocation_runs().await?.iter().any(|r| r.month == month) {

@@ -179,6 +179,8 @@ fn matrix() -> Vec<(Method, &'static str, Option<&'static str>, [u16; 4])> {
         (Method::GET, "/api/v1/explanations?month=2026-10", None, [200, 200, 200, 200]),
         (Method::GET, "/api/v1/exports/monthly.csv?month=2026-10", None, [200, 200, 403, 403]),
         (Method::GET, "/api/v1/exports/monthly.parquet?month=2026-10", None, [200, 200, 403, 403]),
+        (Method::GET, "/api/v1/exports/focus?month=2026-10", None, [200, 200, 403, 403]),
+        (Method::GET, "/api/v1/exports/focus?month=2026-10&format=csv", None, [200, 200, 403, 403]),
         (Method::POST, "/api/v1/revenue", Some(r#"{"month":"2026-10","tenant":"globex","amount":"49.00","currency":"USD"}"#), [201, 403, 403, 403]),
         (Method::POST, "/api/v1/cash-balances", Some(r#"{"as_of":"2026-11-01","amount":"150000.00"}"#), [201, 403, 403, 403]),
         (Method::POST, "/api/v1/allocations/2026-10", None, [200, 403, 403, 403]),
@@ -262,6 +264,7 @@ async fn bad_parameters_are_400s_that_name_the_parameter() {
         ("/api/v1/reconciliation?month=10-2026", "month"),
         ("/api/v1/costs?month=2026-10&month=2026-09", "month"),
         ("/api/v1/costs?month=%ZZ", "month"),
+        ("/api/v1/exports/focus?month=2026-10&format=xlsx", "format"),
     ] {
         let a = app.get(uri, Some("admin")).await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{uri}");

@@ -339,6 +339,7 @@ fn to_lines(by_service: &[CostDay], by_tag: &[CostDay], tag_key: &str) -> Result
                 tenant,
                 estimated: *estimated.get(day).unwrap_or(&false),
                 source: CostSource::CostExplorer,
+                provider: None,
             })
         };
         // Tagged cost of this usage type comes out of its largest service.

@@ -216,6 +216,9 @@ pub struct CostLine {
     /// Cost Explorer marks recent days as estimated until they are final.
     pub estimated: bool,
     pub source: CostSource,
+    /// The cloud that charged the line when it is not AWS (FOCUS exports can
+    /// hold several); `None` is AWS.
+    pub provider: Option<String>,
 }
 
 impl CostLine {
@@ -303,6 +306,7 @@ mod tests {
             tenant: None,
             estimated: false,
             source: CostSource::Cur,
+            provider: None,
         }
     }
 

@@ -15,6 +15,7 @@
 pub mod burn;
 pub mod costs;
 pub mod export;
+pub mod focus;
 pub mod reconciliation;
 pub mod tenant;
 

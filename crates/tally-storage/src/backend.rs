@@ -138,6 +138,7 @@ macro_rules! store_impl {
                     tenant: parse_opt(T, "tenant_id", row.try_get("tenant_id")?)?,
                     estimated: row.try_get("estimated")?,
                     source: parse::<CostSource>(T, "source", row.try_get("source")?)?,
+                    provider: row.try_get("provider")?,
                 })
             }
 
@@ -391,7 +392,7 @@ macro_rules! store_impl {
                         "INSERT INTO cost_lines (batch_id, source, billing_month, usage_start, usage_end, payer_account, usage_account, \
                          service, usage_type, operation, resource_id, region, availability_zone, line_type, description, currency, \
                          unblended, net_unblended, amortized, list_cost, usage_amount, usage_unit, instance_type, commitment_id, tags, \
-                         tenant_id, estimated) ",
+                         tenant_id, estimated, provider) ",
                     );
                     let mut tag_error = None;
                     qb.push_values(chunk, |mut b, l| {
@@ -425,7 +426,8 @@ macro_rules! store_impl {
                             .push_bind(l.commitment_id.clone())
                             .push_bind(tags)
                             .push_bind(l.tenant.as_ref().map(|t| t.as_str().to_owned()))
-                            .push_bind(l.estimated);
+                            .push_bind(l.estimated)
+                            .push_bind(l.provider.clone());
                     });
                     if let Some(e) = tag_error {
                         return Err(StorageError::Config(format!("tags of {} do not serialise: {e}", import.label)));

@@ -20,10 +20,12 @@ impl Migration {
 
 pub(crate) const SQLITE: &[Migration] = &[
     Migration { version: 1, name: "init", sql: include_str!("../../../sql/sqlite/0001_init.sql") },
+    Migration { version: 2, name: "provider", sql: include_str!("../../../sql/sqlite/0002_provider.sql") },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
     Migration { version: 1, name: "init", sql: include_str!("../../../sql/postgres/0001_init.sql") },
+    Migration { version: 2, name: "provider", sql: include_str!("../../../sql/postgres/0002_provider.sql") },
 ];
 
 pub(crate) const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS _tally_migrations (

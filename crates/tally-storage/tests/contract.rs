@@ -131,6 +131,7 @@ fn line(source: CostSource, hour: &str, service: &str, cost: &str) -> CostLine {
         tenant: Some(TenantId::parse("acme").unwrap()),
         estimated: false,
         source,
+        provider: None,
     }
 }
 

@@ -199,7 +199,23 @@ async fn dispatch(app: App, command: Command) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Export(ExportCommand::Focus { .. }) => not_built("export focus", "the FOCUS export"),
+        Command::Export(ExportCommand::Focus { month: m, out, format }) => {
+            let m = month(&m, "--month")?;
+            let runs = app.store.allocation_runs().await?;
+            let source = runs.iter().find(|r| r.month == m).and_then(|r| r.source.parse().ok());
+            let lines = app.store.cost_lines(&tally_storage::CostLineFilter { billing_month: Some(m), source, ..Default::default() }).await?;
+            if lines.is_empty() {
+                bail!("no billing lines for {m}: import a CUR or FOCUS export first");
+            }
+            match format {
+                FileFormat::Csv => write_out(out.as_deref(), &tally_reports::focus::focus_csv(&lines)?)?,
+                FileFormat::Parquet => {
+                    let path = out.ok_or_else(|| anyhow!("Parquet needs --out FILE"))?;
+                    tally_reports::focus::focus_parquet(&lines, &path)?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Savings { .. } => not_built("savings", "the savings projection"),
         Command::Prices(_) => not_built("prices", "the price catalogue"),
         Command::Token(cmd) => token(&app, cmd).await,
@@ -405,8 +421,12 @@ fn public_base(app: &App, listen: std::net::SocketAddr) -> String {
     app.config.server.public_url.clone().unwrap_or_else(|| format!("http://{listen}")).trim_end_matches('/').to_owned()
 }
 
-async fn serve_until_shutdown(app: &App, listen: std::net::SocketAddr) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
+async fn bind(listen: std::net::SocketAddr) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))
+}
+
+async fn serve_until_shutdown(app: &App, listener: tokio::net::TcpListener) -> Result<()> {
+    let listen = listener.local_addr()?;
     let state = tally_api::ApiState::new(app.store.clone(), app.config.clone(), app.clock.clone(), Arc::new(app.clone()));
     tracing::info!(%listen, "serving the API and dashboard");
     tally_api::serve(listener, tally_api::router(state), shutdown_signal()).await.context("serving")?;
@@ -415,6 +435,7 @@ async fn serve_until_shutdown(app: &App, listen: std::net::SocketAddr) -> Result
 
 async fn serve(app: App, listen: Option<std::net::SocketAddr>, no_scheduler: bool) -> Result<ExitCode> {
     let listen = listen.unwrap_or(app.config.server.listen);
+    let listener = bind(listen).await?;
     println!("Tally is serving on {}", public_base(&app, listen));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let scheduler = if no_scheduler {
@@ -424,7 +445,7 @@ async fn serve(app: App, listen: Option<std::net::SocketAddr>, no_scheduler: boo
         let s = Arc::new(tally_jobs::scheduler::Scheduler::from_config(app.clone(), runner)?);
         Some(tokio::spawn(s.run_forever(stopped)))
     };
-    serve_until_shutdown(&app, listen).await?;
+    serve_until_shutdown(&app, listener).await?;
     // Let a job in flight finish (each writes in one transaction) before exiting.
     let _ = stop.send(true);
     if let Some(handle) = scheduler {
@@ -458,10 +479,11 @@ async fn demo(app: App, listen: std::net::SocketAddr, tenants: usize, months: us
         println!("Sign-in token (admin, 30 days): {}", issued.token);
         return Ok(ExitCode::SUCCESS);
     }
+    let listener = bind(listen).await?;
     let base = public_base(&app, listen);
     println!("\n  Open {base}/login?token={}\n  API token (admin, 30 days): {}\n  Press Ctrl-C to stop.\n", issued.token, issued.token);
     std::io::stdout().flush().ok();
-    serve_until_shutdown(&app, listen).await?;
+    serve_until_shutdown(&app, listener).await?;
     Ok(ExitCode::SUCCESS)
 }
 

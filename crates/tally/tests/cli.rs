@@ -48,8 +48,18 @@ fn a_token_is_printed_alone_on_standard_output() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--tenant"));
 }
 
+/// A child process killed (by its PID) when the test ends, even on a panic.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `tally demo` on a free port and returns it with the sign-in token.
-fn start_demo(data: &std::path::Path) -> (std::process::Child, u16, String) {
+fn start_demo(data: &std::path::Path) -> (Child, u16, String) {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -66,7 +76,7 @@ fn start_demo(data: &std::path::Path) -> (std::process::Child, u16, String) {
         }
         assert!(started.elapsed() < Duration::from_secs(300), "the demo did not start");
     }
-    (child, port, token.expect("the demo prints a token"))
+    (Child(child), port, token.expect("the demo prints a token"))
 }
 
 fn get(port: u16, path: &str, token: &str) -> (u16, String) {
@@ -93,8 +103,8 @@ fn the_demo_serves_real_data_and_running_it_again_doubles_nothing() {
     assert_eq!(status, 200);
     assert!(rec.contains("\"reconciled\":true"), "{rec}");
     // SIGTERM: graceful shutdown.
-    unsafe_kill_term(child.id());
-    let status = child.wait().unwrap();
+    unsafe_kill_term(child.0.id());
+    let status = child.0.wait().unwrap();
     assert!(status.success(), "{status:?}");
 
     let month = costs["groups"][0]["key"]["month"].as_str().unwrap().to_owned();

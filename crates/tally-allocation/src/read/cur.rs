@@ -77,6 +77,16 @@ pub fn amortized_cost(line_type: LineType, unblended: Decimal, p: &EffectiveCost
     }
 }
 
+/// As [`amortized_cost`], knowing whether the line belongs to a reservation:
+/// an RI's upfront `Fee` is spread over the usage it covers, so it is zero.
+pub fn amortized_cost_of(line_type: LineType, unblended: Decimal, p: &EffectiveCostParts, reservation: bool) -> Decimal {
+    if line_type == LineType::Fee && reservation {
+        Decimal::ZERO
+    } else {
+        amortized_cost(line_type, unblended, p)
+    }
+}
+
 /// Reads one CUR file into billing lines.
 pub fn read_cur(path: &Path, opts: &ReadOptions) -> Result<FileLines, ReadError> {
     let (lf, _guard) = scan(path)?;
@@ -218,7 +228,7 @@ pub fn read_cur(path: &Path, opts: &ReadOptions) -> Result<FileLines, ReadError>
             currency: cur,
             unblended: cost,
             net_unblended: net.get(i).map_err(cell("line_item_net_unblended_cost"))?.unwrap_or(cost),
-            amortized: amortized_cost(kind, cost, &p),
+            amortized: amortized_cost_of(kind, cost, &p, ri_arn.get(i).is_some()),
             list_cost: list.get(i).map_err(cell("pricing_public_on_demand_cost"))?,
             usage_amount: amount.get(i).map_err(cell("line_item_usage_amount"))?.unwrap_or(Decimal::ZERO),
             usage_unit: unit.get(i).map(str::to_owned),
@@ -232,6 +242,7 @@ pub fn read_cur(path: &Path, opts: &ReadOptions) -> Result<FileLines, ReadError>
             tenant,
             estimated: false,
             source: CostSource::Cur,
+            provider: None,
         };
         line.validate().map_err(|v| ReadError::cell(path, row, "line_item_usage_end_date", v.to_string()))?;
         lines.push(line);

@@ -218,6 +218,7 @@ pub fn read_focus(path: &Path, opts: &ReadOptions) -> Result<FileLines, ReadErro
             tenant,
             estimated: false,
             source: CostSource::Focus,
+            provider: if is_aws { None } else { provider.get(i).map(str::to_owned) },
         };
         line.validate().map_err(|v| ReadError::cell(path, row, "ChargePeriodEnd", v.to_string()))?;
         lines.push(line);
