@@ -77,8 +77,8 @@ impl Params {
                 until: None,
                 base_nodes: 60,
                 max_extra_nodes: 30,
-                spread_tenants: 10,
-                tail_activity: 0.97,
+                spread_tenants: 1,
+                tail_activity: 0.39,
                 extra_instances: 1_280,
             },
             BenchSize::L => Self {
@@ -88,8 +88,8 @@ impl Params {
                 until: None,
                 base_nodes: 600,
                 max_extra_nodes: 300,
-                spread_tenants: 20,
-                tail_activity: 0.97,
+                spread_tenants: 2,
+                tail_activity: 0.28,
                 extra_instances: 13_150,
             },
         }

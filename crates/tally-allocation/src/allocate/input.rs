@@ -127,8 +127,11 @@ pub fn cur2_lines(path: &Path, tenant_tag_key: &str) -> PolarsResult<LazyFrame> 
             f("line_item_unblended_cost").alias("unblended"),
             amortized.alias("amortized"),
         ])
-        .join(tenants, [col("__row")], [col("__row")], JoinArgs::new(JoinType::Left))
-        .sort(["__row"], SortMultipleOptions::default())
+        .join(tenants, [col("__row")], [col("__row")], {
+            let mut args = JoinArgs::new(JoinType::Left);
+            args.maintain_order = MaintainOrderJoin::Left;
+            args
+        })
         .select([
             col("start_ms"),
             col("end_ms"),

@@ -6,7 +6,7 @@ mod input;
 mod round;
 mod split;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use chrono::NaiveDate;
@@ -18,6 +18,19 @@ use tally_domain::{Allocatee, AllocationConfig, AllocationRow, CostLine, Currenc
 pub use input::{cur2_lines, usage_parquet};
 
 use crate::read::decimal_from_f64;
+
+/// Collects lazy frames with polars' streaming engine, which reads and
+/// aggregates the files in morsels on every core (measured faster than the
+/// in-memory engine on the benchmark data; see benches/README.md).
+pub(crate) trait Run {
+    fn run(self) -> PolarsResult<DataFrame>;
+}
+
+impl Run for LazyFrame {
+    fn run(self) -> PolarsResult<DataFrame> {
+        Ok(self.collect_with_engine(Engine::Streaming)?.unwrap_single())
+    }
+}
 
 /// A month's billed total for one service.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,14 +111,17 @@ pub fn allocate_month(
 /// Parquet file, without building domain values (the benchmark path).
 /// Totals are the files' own floating-point sums.
 pub fn allocate_files(cfg: &AllocationConfig, currency: Currency, month: Month, tenant_tag_key: &str, cur: &Path, usage: &Path) -> Result<MonthAllocation, AllocationError> {
-    let lines = input::cur2_lines(cur, tenant_tag_key)?.collect()?;
+    let t = std::time::Instant::now();
+    let lines = input::cur2_lines(cur, tenant_tag_key)?.run()?;
+    stage("read lines", t);
+    let t = std::time::Instant::now();
     let sums = lines
         .clone()
         .lazy()
         .with_column(col("start_ms").floor_div(lit(86_400_000i64)).cast(DataType::Int32).alias("day"))
         .group_by([col("day"), col("service")])
         .agg([col("unblended").sum(), col("amortized").sum(), col("unblended").count().alias("n")])
-        .collect()?;
+        .run()?;
     let mut targets = Targets { monthly: BTreeMap::new(), daily: BTreeMap::new() };
     let (d, s, u, a, n) = (sums.column("day")?.i32()?, sums.column("service")?.str()?, sums.column("unblended")?.f64()?, sums.column("amortized")?.f64()?, sums.column("n")?.idx()?);
     let dec = |x: Option<f64>| decimal_from_f64(x.unwrap_or(0.0)).map_err(AllocationError::Input);
@@ -118,91 +134,151 @@ pub fn allocate_files(cfg: &AllocationConfig, currency: Currency, month: Month, 
         m.2 += n.get(i).unwrap_or(0) as usize;
         targets.daily.insert((d.get(i).unwrap_or(0), svc), (uu, aa));
     }
+    stage("exact totals", t);
     let uf = input::usage_parquet(usage)?;
     finish(cfg, currency, month, lines.lazy(), uf, targets)
 }
 
-struct Aggregate {
-    unblended: f64,
-    amortized: f64,
+/// The floating-point split of a month straight from files, summed per
+/// allocatee and pool before any rounding: for comparing with another
+/// implementation of the same method (the DuckDB benchmark).
+pub fn split_totals(cfg: &AllocationConfig, cur: &Path, usage: &Path, tenant_tag_key: &str) -> Result<Vec<(String, String, f64, f64)>, AllocationError> {
+    let lines = input::cur2_lines(cur, tenant_tag_key)?;
+    let split = split::split(lines, input::usage_parquet(usage)?, cfg)?;
+    let totals = split
+        .rows
+        .lazy()
+        .group_by([col("allocatee"), col("pool")])
+        .agg([col("unblended").sum(), col("amortized").sum()])
+        .sort(["allocatee", "pool"], SortMultipleOptions::default())
+        .run()?;
+    let (w, p, u, a) = (totals.column("allocatee")?.str()?, totals.column("pool")?.str()?, totals.column("unblended")?.f64()?, totals.column("amortized")?.f64()?);
+    Ok((0..totals.height()).map(|i| (w.get(i).unwrap_or_default().to_owned(), p.get(i).unwrap_or_default().to_owned(), u.get(i).unwrap_or(0.0), a.get(i).unwrap_or(0.0))).collect())
+}
+
+/// Logs how long a stage took, at debug level (`TALLY_LOG=tally_allocation=debug`).
+pub(crate) fn stage(name: &str, since: std::time::Instant) {
+    tracing::debug!(stage = name, ms = since.elapsed().as_millis() as u64, "allocation stage");
+    if std::env::var_os("TALLY_PIPELINE_TIMINGS").is_some() {
+        eprintln!("  {name:<28} {:>8.3} s", since.elapsed().as_secs_f64());
+    }
 }
 
 fn finish(cfg: &AllocationConfig, currency: Currency, month: Month, lines: LazyFrame, usage: LazyFrame, targets: Targets) -> Result<MonthAllocation, AllocationError> {
+    let t = std::time::Instant::now();
     let split = split::split(lines, usage, cfg)?;
-    let rows = &split.rows;
-    let (who, pool, service, day, reason, u, a) = (
-        rows.column("allocatee")?.str()?,
-        rows.column("pool")?.str()?,
-        rows.column("service")?.str()?,
-        rows.column("day")?.i32()?,
-        rows.column("reason")?.str()?,
-        rows.column("unblended")?.f64()?,
-        rows.column("amortized")?.f64()?,
-    );
-    type Key = (String, String, Option<String>);
-    let mut monthly: BTreeMap<String, BTreeMap<Key, Aggregate>> = BTreeMap::new();
-    let mut daily: BTreeMap<(i32, String), BTreeMap<Key, Aggregate>> = BTreeMap::new();
-    for i in 0..rows.height() {
-        let key: Key = (pool.get(i).unwrap_or_default().to_owned(), who.get(i).unwrap_or_default().to_owned(), reason.get(i).map(str::to_owned));
-        let svc = service.get(i).unwrap_or_default().to_owned();
-        let (uu, aa) = (u.get(i).unwrap_or(0.0), a.get(i).unwrap_or(0.0));
-        let m = monthly.entry(svc.clone()).or_default().entry(key.clone()).or_insert(Aggregate { unblended: 0.0, amortized: 0.0 });
-        m.unblended += uu;
-        m.amortized += aa;
-        let d = daily.entry((day.get(i).unwrap_or(0), svc)).or_default().entry(key).or_insert(Aggregate { unblended: 0.0, amortized: 0.0 });
-        d.unblended += uu;
-        d.amortized += aa;
-    }
+    stage("split", t);
+    let t = std::time::Instant::now();
     let minor = currency.minor_units();
     let round = |d: Decimal| d.round_dp_with_strategy(minor, RoundingStrategy::MidpointAwayFromZero);
+    // Parsed names, once per distinct string.
+    let mut allocatees: HashMap<String, Allocatee> = HashMap::new();
+    let mut pools: HashMap<String, PoolId> = HashMap::new();
+    let mut parsed = |who: &str, pool: &str| -> (Allocatee, PoolId) {
+        let a = allocatees.entry(who.to_owned()).or_insert_with(|| Allocatee::parse(who).expect("allocatees come from tenant ids and the reserved names")).clone();
+        let p = pools.entry(pool.to_owned()).or_insert_with(|| PoolId::parse(pool).expect("pool names come from validated config")).clone();
+        (a, p)
+    };
+    let driver_of = |pool: &str| split.drivers.get(pool).cloned();
+    let qty_of = |pool: &str, who: &str| split.quantities.get(&(pool.to_owned(), who.to_owned())).map(|q| quantity(q.1));
+
+    // Monthly: one row per service, pool, allocatee and reason.
+    let monthly = split
+        .rows
+        .clone()
+        .lazy()
+        .group_by([col("service"), col("pool"), col("allocatee"), col("reason")])
+        .agg([col("unblended").sum(), col("amortized").sum()])
+        .sort(["service", "pool", "allocatee", "reason"], SortMultipleOptions::default().with_nulls_last(true))
+        .run()?;
+    let (m_service, m_pool, m_who, m_reason, m_u, m_a) = (
+        monthly.column("service")?.str()?,
+        monthly.column("pool")?.str()?,
+        monthly.column("allocatee")?.str()?,
+        monthly.column("reason")?.str()?,
+        monthly.column("unblended")?.f64()?,
+        monthly.column("amortized")?.f64()?,
+    );
     // Conservation: the float split must carry every service's cost.
+    let mut carried: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+    for i in 0..monthly.height() {
+        let e = carried.entry(m_service.get(i).unwrap_or_default()).or_default();
+        e.0 += m_u.get(i).unwrap_or(0.0);
+        e.1 += m_a.get(i).unwrap_or(0.0);
+    }
     for (svc, (tu, ta, _)) in &targets.monthly {
-        let got: (f64, f64) = monthly.get(svc).map_or((0.0, 0.0), |m| m.values().fold((0.0, 0.0), |acc, x| (acc.0 + x.unblended, acc.1 + x.amortized)));
+        let got = carried.get(svc.as_str()).copied().unwrap_or_default();
         let (eu, ea) = (tu.to_f64().unwrap_or(0.0), ta.to_f64().unwrap_or(0.0));
         let tol = 1e-6 * eu.abs().max(ea.abs()).max(1.0);
         if (got.0 - eu).abs() > tol || (got.1 - ea).abs() > tol {
             return Err(AllocationError::Conservation(format!("{month} {svc}: billed {eu:.6}/{ea:.6}, allocated {:.6}/{:.6}", got.0, got.1)));
         }
     }
-    let driver_of = |pool: &str| split.drivers.get(pool).cloned();
-    let qty_of = |pool: &str, who: &str| split.quantities.get(&(pool.to_owned(), who.to_owned())).map(|q| quantity(q.1));
-    let build = |groups: &BTreeMap<Key, Aggregate>, target: (Decimal, Decimal), svc: &str, day: Option<NaiveDate>, quantities: bool| -> Vec<AllocationRow> {
-        let keys: Vec<&Key> = groups.keys().collect();
-        let us: Vec<f64> = groups.values().map(|g| g.unblended).collect();
-        let am: Vec<f64> = groups.values().map(|g| g.amortized).collect();
+    // Rounds the run of rows [from, to) against a target and appends them.
+    let mut emit = |out: &mut Vec<AllocationRow>, from: usize, to: usize, target: (Decimal, Decimal), day: Option<NaiveDate>, cols: (&StringChunked, &StringChunked, &StringChunked, &StringChunked, &Float64Chunked, &Float64Chunked)| {
+        let (service, pool, who, reason, u, a) = cols;
+        let us: Vec<f64> = (from..to).map(|i| u.get(i).unwrap_or(0.0)).collect();
+        let am: Vec<f64> = (from..to).map(|i| a.get(i).unwrap_or(0.0)).collect();
         let ru = round::largest_remainder(&us, round(target.0), minor);
         let ra = round::largest_remainder(&am, round(target.1), minor);
-        keys.into_iter()
-            .zip(ru.into_iter().zip(ra))
-            .filter(|(_, (u, a))| !u.is_zero() || !a.is_zero())
-            .map(|((pool, who, reason), (u, a))| AllocationRow {
+        for (k, i) in (from..to).enumerate() {
+            if ru[k].is_zero() && ra[k].is_zero() {
+                continue;
+            }
+            let (p, w) = (pool.get(i).unwrap_or_default(), who.get(i).unwrap_or_default());
+            let (allocatee, pool_id) = parsed(w, p);
+            out.push(AllocationRow {
                 month,
                 day,
-                allocatee: Allocatee::parse(who).expect("allocatees come from tenant ids and the reserved names"),
-                pool: PoolId::parse(pool).expect("pool names come from validated config"),
-                service: svc.to_owned(),
+                allocatee,
+                pool: pool_id,
+                service: service.get(i).unwrap_or_default().to_owned(),
                 currency,
-                unblended: u,
-                amortized: a,
-                driver: driver_of(pool),
-                driver_quantity: if quantities { qty_of(pool, who) } else { None },
-                reason: reason.clone(),
-            })
-            .collect()
+                unblended: ru[k],
+                amortized: ra[k],
+                driver: driver_of(p),
+                driver_quantity: if day.is_none() { qty_of(p, w) } else { None },
+                reason: reason.get(i).map(str::to_owned),
+            });
+        }
     };
-    let mut monthly_rows = Vec::new();
-    for (svc, groups) in &monthly {
-        let t = targets.monthly.get(svc).map(|t| (t.0, t.1)).unwrap_or_default();
-        monthly_rows.extend(build(groups, t, svc, None, true));
+    let mut monthly_rows = Vec::with_capacity(monthly.height());
+    let cols = (m_service, m_pool, m_who, m_reason, m_u, m_a);
+    let mut start = 0;
+    for i in 1..=monthly.height() {
+        if i == monthly.height() || m_service.get(i) != m_service.get(start) {
+            let svc = m_service.get(start).unwrap_or_default();
+            let t = targets.monthly.get(svc).map(|t| (t.0, t.1)).unwrap_or_default();
+            emit(&mut monthly_rows, start, i, t, None, cols);
+            start = i;
+        }
     }
-    let mut daily_rows = Vec::new();
-    for ((d, svc), groups) in &daily {
-        let t = targets.daily.get(&(*d, svc.clone())).copied().unwrap_or_default();
-        daily_rows.extend(build(groups, t, svc, Some(date_of(*d)), false));
+    // Daily: the split's rows are sorted by day, service, pool, allocatee, reason.
+    let rows = &split.rows;
+    let (d_day, d_service, d_pool, d_who, d_reason, d_u, d_a) = (
+        rows.column("day")?.i32()?,
+        rows.column("service")?.str()?,
+        rows.column("pool")?.str()?,
+        rows.column("allocatee")?.str()?,
+        rows.column("reason")?.str()?,
+        rows.column("unblended")?.f64()?,
+        rows.column("amortized")?.f64()?,
+    );
+    let mut daily_rows = Vec::with_capacity(rows.height());
+    let cols = (d_service, d_pool, d_who, d_reason, d_u, d_a);
+    let mut start = 0;
+    for i in 1..=rows.height() {
+        if i == rows.height() || d_day.get(i) != d_day.get(start) || d_service.get(i) != d_service.get(start) {
+            let (day, svc) = (d_day.get(start).unwrap_or(0), d_service.get(start).unwrap_or_default().to_owned());
+            let t = targets.daily.get(&(day, svc)).copied().unwrap_or_default();
+            emit(&mut daily_rows, start, i, t, Some(date_of(day)), cols);
+            start = i;
+        }
     }
     let sort_key = |r: &AllocationRow| (r.day, r.service.clone(), r.pool.clone(), r.allocatee.clone(), r.reason.clone());
     monthly_rows.sort_by_key(sort_key);
     daily_rows.sort_by_key(sort_key);
+    stage("round", t);
     let explanations = explain(month, &monthly_rows, &split);
     let billed = targets
         .monthly

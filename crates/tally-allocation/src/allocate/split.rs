@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use polars::prelude::*;
 use tally_domain::{Allocatee, AllocationConfig, IdlePolicy, PoolId, PoolMethod, PoolRule, SharedPolicy, TenantId};
 
+use super::Run;
 use crate::capacity::{capacity, instance_type_of_usage_type};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -103,11 +104,17 @@ fn in_list(column: &str, values: &[String]) -> Expr {
 }
 
 /// The pool of every line: tagged lines, tax, credits and commitment fees
-/// first, then the configured rules in order; the first match wins.
-fn assign_pools(lines: LazyFrame, cfg: &AllocationConfig, nodes: &Series) -> LazyFrame {
+/// first, then the configured rules in order; the first match wins. The
+/// rules are evaluated once per distinct kind of line (service, usage type,
+/// line type, tagged or not, EKS node or not), then joined back.
+fn assign_pools(lines: LazyFrame, cfg: &AllocationConfig, nodes: &Series) -> PolarsResult<LazyFrame> {
     let shared_name = cfg.pools.iter().find(|p| p.method == PoolMethod::Shared).map(|p| p.name.to_string()).unwrap_or_else(|| PoolId::SHARED.into());
+    let lines = lines.with_columns([
+        col("tenant").is_not_null().alias("tagged"),
+        col("resource_id").is_in(lit(nodes.clone()).implode(false), false).fill_null(lit(false)).alias("is_node"),
+    ]);
     let lt = || col("line_type");
-    let mut chain = when(col("tenant").is_not_null())
+    let mut chain = when(col("tagged"))
         .then(lit(PoolId::DIRECT))
         .when(lt().eq(lit("tax")))
         .then(lit(PoolId::TAX))
@@ -118,30 +125,54 @@ fn assign_pools(lines: LazyFrame, cfg: &AllocationConfig, nodes: &Series) -> Laz
     for rule in &cfg.pools {
         let mut cond = in_list("service", &rule.services).and(contains_any("usage_type", &rule.usage_type_contains));
         if rule.method == PoolMethod::NodeSplit {
-            cond = cond.and(col("resource_id").is_in(lit(nodes.clone()).implode(false), false).fill_null(lit(false)));
+            cond = cond.and(col("is_node"));
         }
         chain = chain.when(cond).then(lit(rule.name.to_string()));
     }
-    lines.with_column(chain.otherwise(lit(shared_name)).alias("pool"))
+    let keys = ["service", "usage_type", "line_type", "tagged", "is_node"];
+    let kinds = lines
+        .clone()
+        .select(keys.iter().map(|k| col(*k)).collect::<Vec<_>>())
+        .unique(None, UniqueKeepStrategy::First)
+        .with_column(chain.otherwise(lit(shared_name)).alias("pool"))
+        .run()?;
+    let on: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
+    let mut args = JoinArgs::new(JoinType::Left);
+    args.nulls_equal = true;
+    Ok(lines.join(kinds.lazy(), on.clone(), on, args))
+}
+
+/// Driver usage by metric, tenant and hour: `hour, day, metric, tenant, q`.
+/// A tenant may have several rows in an hour (several resources); every
+/// later step sums, so they are not merged here.
+fn hourly_driver_usage(usage: &LazyFrame, metrics: &[String]) -> PolarsResult<DataFrame> {
+    usage
+        .clone()
+        .filter(in_list("metric", metrics))
+        .select([col("metric"), col("tenant"), col("hour"), col("value").alias("q"), col("day")])
+        .collect()
 }
 
 /// Usage of `metrics` summed per tenant at each granularity lines need:
 /// `gran, key, metric, tenant, q`.
-fn usage_at(usage: &LazyFrame, metrics: &[String], grans: &BTreeSet<i32>) -> PolarsResult<LazyFrame> {
-    let base = usage.clone().filter(in_list("metric", metrics));
+fn usage_at(hourly: &DataFrame, metrics: &[String], grans: &BTreeSet<i32>) -> PolarsResult<LazyFrame> {
+    let base = hourly.clone().lazy().filter(in_list("metric", metrics));
     let mut parts = Vec::new();
     for g in grans {
-        let (key, gran) = match *g {
-            GRAN_HOUR => (col("hour"), GRAN_HOUR),
-            GRAN_DAY => (col("day").cast(DataType::Int64), GRAN_DAY),
-            _ => (lit(0i64), GRAN_MONTH),
+        let part = match *g {
+            GRAN_HOUR => base.clone().select([lit(GRAN_HOUR).alias("gran"), col("hour").alias("key"), col("metric"), col("tenant"), col("q")]),
+            GRAN_DAY => base
+                .clone()
+                .group_by([col("metric"), col("tenant"), col("day").cast(DataType::Int64).alias("key")])
+                .agg([col("q").sum()])
+                .select([lit(GRAN_DAY).alias("gran"), col("key"), col("metric"), col("tenant"), col("q")]),
+            _ => base
+                .clone()
+                .group_by([col("metric"), col("tenant")])
+                .agg([col("q").sum()])
+                .select([lit(GRAN_MONTH).alias("gran"), lit(0i64).alias("key"), col("metric"), col("tenant"), col("q")]),
         };
-        parts.push(
-            base.clone()
-                .group_by([col("metric"), col("tenant"), key.alias("key")])
-                .agg([col("value").sum().alias("q")])
-                .select([lit(gran).alias("gran"), col("key"), col("metric"), col("tenant"), col("q")]),
-        );
+        parts.push(part);
     }
     if parts.is_empty() {
         return Ok(DataFrame::empty_with_schema(&Schema::from_iter([
@@ -162,13 +193,13 @@ fn grans_of(lines: &DataFrame) -> PolarsResult<BTreeSet<i32>> {
 
 /// Pools split by a usage metric, with a fallback metric when the first has
 /// no usage at all in a line's period.
-fn driver_pool(lines: &DataFrame, usage: &LazyFrame, rule: &PoolRule, out: &mut Split) -> PolarsResult<Vec<LazyFrame>> {
+fn driver_pool(lines: &DataFrame, hourly: &DataFrame, rule: &PoolRule, out: &mut Split) -> PolarsResult<Vec<LazyFrame>> {
     let pool = rule.name.to_string();
     let driver = rule.driver.clone().unwrap_or_default();
     let fallback = rule.fallback_driver.clone();
     let grans = grans_of(lines)?;
     let metrics: Vec<String> = std::iter::once(driver.clone()).chain(fallback.clone()).collect();
-    let q = usage_at(usage, &metrics, &grans)?.collect()?.lazy();
+    let q = usage_at(hourly, &metrics, &grans)?.run()?.lazy();
     let totals = |m: &str, name: &str| {
         q.clone()
             .filter(col("metric").eq(lit(m.to_owned())))
@@ -189,7 +220,7 @@ fn driver_pool(lines: &DataFrame, usage: &LazyFrame, rule: &PoolRule, out: &mut 
         ),
         None => (with_totals.with_column(lit(0.0).alias("t_f")), when(has("t_d")).then(lit(driver.clone())).otherwise(null_str())),
     };
-    let with_driver = with_totals.with_column(chosen.alias("driver")).collect()?;
+    let with_driver = with_totals.with_column(chosen.alias("driver")).run()?;
 
     // Which drivers were used, for the rows' label.
     let used: BTreeSet<String> = strings(with_driver.column("driver")?.str()?).flatten().map(str::to_owned).collect();
@@ -219,7 +250,9 @@ fn driver_pool(lines: &DataFrame, usage: &LazyFrame, rule: &PoolRule, out: &mut 
             col("tenant").alias("allocatee"),
             lit(pool.clone()).alias("pool"),
             null_str().alias("reason"),
-        ]);
+        ])
+        .group_by([col("allocatee"), col("pool"), col("service"), col("day"), col("reason")])
+        .agg([col("unblended").sum(), col("amortized").sum()]);
     let fallback_text = fallback.as_ref().map(|f| format!(" nor {f}")).unwrap_or_default();
     let reason = when(col("gran").eq(lit(GRAN_HOUR)))
         .then(lit(format!("no {driver}{fallback_text} usage in the line's hour")))
@@ -238,7 +271,7 @@ fn driver_pool(lines: &DataFrame, usage: &LazyFrame, rule: &PoolRule, out: &mut 
         .join(q, [col("gran"), col("key"), col("driver")], [col("gran"), col("key"), col("metric")], JoinArgs::new(JoinType::Inner))
         .group_by([col("tenant"), col("driver")])
         .agg([col("q").sum()])
-        .collect()?;
+        .run()?;
     // One driver per tenant: the primary where the tenant has it, else the fallback.
     let (t, d, v) = (qty.column("tenant")?.str()?, qty.column("driver")?.str()?, qty.column("q")?.f64()?);
     let mut rows: Vec<(String, bool, String, f64)> = (0..qty.height())
@@ -257,7 +290,7 @@ fn driver_pool(lines: &DataFrame, usage: &LazyFrame, rule: &PoolRule, out: &mut 
 /// EKS node split: a node's cost in CPU and memory parts by the configured
 /// weights; pods take max(request, used) of each; idle capacity is shared
 /// over the node-hour's pods or kept as `__idle__`.
-fn node_split(lines: &DataFrame, usage: &LazyFrame, rule: &PoolRule, cfg: &AllocationConfig, out: &mut Split) -> PolarsResult<Vec<LazyFrame>> {
+fn node_split(lines: &DataFrame, pods_hourly: &DataFrame, rule: &PoolRule, cfg: &AllocationConfig, out: &mut Split) -> PolarsResult<Vec<LazyFrame>> {
     let pool = rule.name.to_string();
     let policy = rule.idle_policy.unwrap_or(IdlePolicy::Share);
     out.drivers.insert(pool.clone(), "allocated_vcpu_hours".into());
@@ -303,37 +336,28 @@ fn node_split(lines: &DataFrame, usage: &LazyFrame, rule: &PoolRule, cfg: &Alloc
             (col("mem") * col("period_hours")).alias("cap_mem"),
         ]);
     let grans = grans_of(lines)?;
-    let eks: Vec<String> = EKS_METRICS.iter().map(|s| s.to_string()).collect();
     let mut pod_parts = Vec::new();
     for g in grans.iter().filter(|g| **g != GRAN_MONTH) {
-        let key = if *g == GRAN_HOUR { col("hour") } else { col("day").cast(DataType::Int64) };
-        let m = |name: &str| col("value").filter(col("metric").eq(lit(name.to_owned()))).sum();
-        pod_parts.push(
-            usage
-                .clone()
-                .filter(in_list("metric", &eks).and(col("resource_id").is_not_null()))
-                .group_by([col("resource_id"), key.alias("key"), col("tenant"), col("workload")])
-                .agg([m(EKS_METRICS[0]).alias("cpu_req"), m(EKS_METRICS[1]).alias("cpu_used"), m(EKS_METRICS[2]).alias("mem_req"), m(EKS_METRICS[3]).alias("mem_used")])
-                .with_columns([
-                    lit(*g).alias("gran"),
-                    when(col("cpu_req").gt_eq(col("cpu_used"))).then(col("cpu_req")).otherwise(col("cpu_used")).alias("a_cpu"),
-                    when(col("mem_req").gt_eq(col("mem_used"))).then(col("mem_req")).otherwise(col("mem_used")).alias("a_mem"),
-                ])
-                .select([col("resource_id"), col("gran"), col("key"), col("tenant"), col("a_cpu"), col("a_mem")]),
-        );
+        let hourly = pods_hourly.clone().lazy();
+        pod_parts.push(if *g == GRAN_HOUR {
+            hourly.select([col("resource_id"), lit(GRAN_HOUR).alias("gran"), col("hour").alias("key"), col("tenant"), col("a_cpu"), col("a_mem")])
+        } else {
+            hourly
+                .group_by([col("resource_id"), col("day").cast(DataType::Int64).alias("key"), col("tenant"), col("workload")])
+                .agg([col("a_cpu").sum(), col("a_mem").sum()])
+                .select([col("resource_id"), lit(GRAN_DAY).alias("gran"), col("key"), col("tenant"), col("a_cpu"), col("a_mem")])
+        });
     }
     let pods = if pod_parts.is_empty() {
         df!("resource_id" => Vec::<&str>::new(), "gran" => Vec::<i32>::new(), "key" => Vec::<i64>::new(), "tenant" => Vec::<&str>::new(), "a_cpu" => Vec::<f64>::new(), "a_mem" => Vec::<f64>::new())?.lazy()
     } else {
         concat(pod_parts, UnionArgs::default())?
-    }
-    .collect()?
-    .lazy();
+    };
     let sums = pods.clone().group_by([col("resource_id"), col("gran"), col("key")]).agg([col("a_cpu").sum().alias("s_cpu"), col("a_mem").sum().alias("s_mem")]);
     let nodes = nodes
         .join(sums, [col("resource_id"), col("gran"), col("key")], [col("resource_id"), col("gran"), col("key")], JoinArgs::new(JoinType::Left))
         .with_columns([col("s_cpu").fill_null(lit(0.0)), col("s_mem").fill_null(lit(0.0))])
-        .collect()?;
+        .run()?;
 
     // Lines whose node size is unknown cannot be split: unallocated, with the fix in the reason.
     let unknown_frame = nodes
@@ -343,7 +367,7 @@ fn node_split(lines: &DataFrame, usage: &LazyFrame, rule: &PoolRule, cfg: &Alloc
         .select([col("itype")])
         .unique(None, UniqueKeepStrategy::First)
         .sort(["itype"], SortMultipleOptions::default())
-        .collect()?;
+        .run()?;
     let unknown_types: Vec<String> = strings(unknown_frame.column("itype")?.str()?).map(|t| t.unwrap_or("(none)").to_owned()).collect();
     let unknown = nodes.clone().lazy().filter(col("vcpu").is_null()).with_columns([
         lit(Allocatee::UNALLOCATED).alias("allocatee"),
@@ -394,13 +418,19 @@ fn node_split(lines: &DataFrame, usage: &LazyFrame, rule: &PoolRule, cfg: &Alloc
         lit(pool.clone()).alias("pool"),
         null_str().alias("reason"),
     ]);
+    let pod_rows = pod_rows.run()?;
     // Allocated vCPU-hours per tenant, for the explanation.
-    let qty = pod_rows.clone().group_by([col("tenant")]).agg([col("a_cpu").sum()]).collect()?;
+    let qty = pod_rows.clone().lazy().group_by([col("tenant")]).agg([col("a_cpu").sum()]).run()?;
     let (t, v) = (qty.column("tenant")?.str()?, qty.column("a_cpu")?.f64()?);
     for i in 0..qty.height() {
         out.quantities.insert((pool.clone(), t.get(i).unwrap_or_default().to_owned()), ("allocated_vcpu_hours".into(), v.get(i).unwrap_or(0.0)));
     }
-    Ok(vec![part(pod_rows), part(idle_rows.filter(col("unblended").neq(lit(0.0)).or(col("amortized").neq(lit(0.0))))), part(unknown)])
+    let grouped = |lf: LazyFrame| lf.group_by([col("allocatee"), col("pool"), col("service"), col("day"), col("reason")]).agg([col("unblended").sum(), col("amortized").sum()]);
+    Ok(vec![
+        part(grouped(pod_rows.lazy())),
+        part(grouped(idle_rows.filter(col("unblended").neq(lit(0.0)).or(col("amortized").neq(lit(0.0)))))),
+        part(unknown),
+    ])
 }
 
 /// Sums of `unblended`/`amortized` of a collected result, per key columns.
@@ -411,7 +441,7 @@ fn totals(rows: &DataFrame, by: &[&str], value: &str) -> PolarsResult<DataFrame>
 /// A pool split in proportion to weights per allocatee (the same weights for every line).
 /// `bases` maps allocatee to weight; `key` chooses a weight set per line (e.g. by service).
 fn weighted(lines: &DataFrame, pool: &str, bases: impl Fn(Option<&str>, i32) -> Option<Vec<(String, f64)>>, reason: &str) -> PolarsResult<LazyFrame> {
-    let grouped = lines.clone().lazy().group_by([col("day"), col("service")]).agg([col("unblended").sum(), col("amortized").sum()]).sort(["day", "service"], SortMultipleOptions::default()).collect()?;
+    let grouped = lines.clone().lazy().group_by([col("day"), col("service")]).agg([col("unblended").sum(), col("amortized").sum()]).sort(["day", "service"], SortMultipleOptions::default()).run()?;
     let (day, service, u, a) = (grouped.column("day")?.i32()?, grouped.column("service")?.str()?, grouped.column("unblended")?.f64()?, grouped.column("amortized")?.f64()?);
     let (mut who, mut svc, mut days, mut reasons, mut us, mut am) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..grouped.height() {
@@ -479,15 +509,37 @@ fn tenant_weights(base: &DataFrame, key: Option<(&str, &str)>) -> PolarsResult<V
 /// Runs the whole split.
 pub(crate) fn split(lines: LazyFrame, usage: LazyFrame, cfg: &AllocationConfig) -> PolarsResult<Split> {
     let mut out = Split { rows: DataFrame::empty(), quantities: BTreeMap::new(), methods: BTreeMap::new(), drivers: BTreeMap::new() };
+    let t = std::time::Instant::now();
     let usage = with_usage_periods(usage);
-    let nodes = usage
+    // Usage is read twice: driver metrics by hour, and pods by node and hour.
+    let driver_metrics: Vec<String> = cfg
+        .pools
+        .iter()
+        .filter(|p| p.method == PoolMethod::Driver)
+        .flat_map(|p| p.driver.iter().chain(p.fallback_driver.iter()).cloned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let hourly = hourly_driver_usage(&usage, &driver_metrics)?;
+    let eks: Vec<String> = EKS_METRICS.iter().map(|s| s.to_string()).collect();
+    let m = |name: &str| col("value").filter(col("metric").eq(lit(name.to_owned()))).sum();
+    let pods_hourly = usage
         .clone()
-        .filter(in_list("metric", &EKS_METRICS.iter().map(|s| s.to_string()).collect::<Vec<_>>()).and(col("resource_id").is_not_null()))
-        .select([col("resource_id")])
-        .unique(None, UniqueKeepStrategy::First)
-        .collect()?;
+        .filter(in_list("metric", &eks).and(col("resource_id").is_not_null()))
+        .group_by([col("resource_id"), col("hour"), col("tenant"), col("workload")])
+        .agg([m(EKS_METRICS[0]).alias("cpu_req"), m(EKS_METRICS[1]).alias("cpu_used"), m(EKS_METRICS[2]).alias("mem_req"), m(EKS_METRICS[3]).alias("mem_used")])
+        .with_columns([
+            when(col("cpu_req").gt_eq(col("cpu_used"))).then(col("cpu_req")).otherwise(col("cpu_used")).alias("a_cpu"),
+            when(col("mem_req").gt_eq(col("mem_used"))).then(col("mem_req")).otherwise(col("mem_used")).alias("a_mem"),
+            col("hour").floor_div(lit(24i64)).cast(DataType::Int32).alias("day"),
+        ])
+        .run()?;
+    let nodes = pods_hourly.clone().lazy().select([col("resource_id")]).unique(None, UniqueKeepStrategy::First).run()?;
     let nodes = nodes.column("resource_id")?.as_materialized_series().clone();
-    let lines = assign_pools(with_periods(lines), cfg, &nodes).collect()?;
+    super::stage("  read usage", t);
+    let t = std::time::Instant::now();
+    let lines = assign_pools(with_periods(lines), cfg, &nodes)?.run()?;
+    super::stage("  assign pools", t);
     let pool_lines = |name: &str| lines.clone().lazy().filter(col("pool").eq(lit(name.to_owned()))).collect();
 
     // Pools 1-8: direct, node split, drivers, follow.
@@ -500,13 +552,17 @@ pub(crate) fn split(lines: LazyFrame, usage: LazyFrame, cfg: &AllocationConfig) 
         if pl.height() == 0 {
             continue;
         }
+        let t = std::time::Instant::now();
         let parts = match rule.method {
-            PoolMethod::NodeSplit => node_split(&pl, &usage, rule, cfg, &mut out)?,
-            _ => driver_pool(&pl, &usage, rule, &mut out)?,
+            PoolMethod::NodeSplit => node_split(&pl, &pods_hourly, rule, cfg, &mut out)?,
+            _ => driver_pool(&pl, &hourly, rule, &mut out)?,
         };
+        super::stage(&format!("  pool {}", rule.name), t);
         base_parts.extend(parts);
     }
-    let mut base = concat(base_parts.clone(), UnionArgs::default())?.collect()?;
+    let t = std::time::Instant::now();
+    let mut base = concat(base_parts.clone(), UnionArgs::default())?.run()?;
+    super::stage("  base concat", t);
     for rule in cfg.pools.iter().filter(|r| r.method == PoolMethod::FollowPool) {
         let pl = pool_lines(rule.name.as_str())?;
         if pl.height() == 0 {
@@ -516,25 +572,28 @@ pub(crate) fn split(lines: LazyFrame, usage: LazyFrame, cfg: &AllocationConfig) 
         let pool = rule.name.to_string();
         out.drivers.insert(pool.clone(), format!("{target} cost"));
         out.methods.insert(pool.clone(), format!("each day's cost split in proportion to the tenants' {target} cost that day"));
-        let by_day = totals(&base.clone().lazy().filter(col("pool").eq(lit(target.clone()))).collect()?, &["allocatee", "day"], "amortized")?;
-        let by_month = totals(&base.clone().lazy().filter(col("pool").eq(lit(target.clone()))).collect()?, &["allocatee"], "amortized")?;
-        let month_lines = pl.clone().lazy().filter(col("gran").eq(lit(GRAN_MONTH))).collect()?;
-        let day_lines = pl.lazy().filter(col("gran").neq(lit(GRAN_MONTH))).collect()?;
-        let by_day_str = by_day.clone().lazy().with_column(col("day").cast(DataType::String).alias("day_s")).collect()?;
+        let by_day = totals(&base.clone().lazy().filter(col("pool").eq(lit(target.clone()))).run()?, &["allocatee", "day"], "amortized")?;
+        let by_month = totals(&base.clone().lazy().filter(col("pool").eq(lit(target.clone()))).run()?, &["allocatee"], "amortized")?;
+        let month_lines = pl.clone().lazy().filter(col("gran").eq(lit(GRAN_MONTH))).run()?;
+        let day_lines = pl.lazy().filter(col("gran").neq(lit(GRAN_MONTH))).run()?;
+        let by_day_str = by_day.clone().lazy().with_column(col("day").cast(DataType::String).alias("day_s")).run()?;
         let part_day = weighted(&day_lines, &pool, |_, d| tenant_weights(&by_day_str, Some(("day_s", &d.to_string()))).ok(), &format!("no tenant had {target} cost on the line's day"))?;
         let part_month = weighted(&month_lines, &pool, |_, _| tenant_weights(&by_month, None).ok(), &format!("no tenant had {target} cost in the month"))?;
-        let extra = concat([part(part_day), part(part_month)], UnionArgs::default())?.collect()?;
+        let extra = concat([part(part_day), part(part_month)], UnionArgs::default())?.run()?;
         let q = totals(&extra, &["allocatee"], "amortized")?;
         for (t, v) in tenant_weights(&q, None)? {
             out.quantities.insert((pool.clone(), t), (format!("{target} cost"), v));
         }
-        base = concat([base.lazy(), extra.lazy()], UnionArgs::default())?.collect()?;
+        base = concat([base.lazy(), extra.lazy()], UnionArgs::default())?.run()?;
     }
 
+    let t = std::time::Instant::now();
     // Shared and unused commitment: by each tenant's cost of pools 1-8 in the month, evenly, by fixed weights, or kept.
     let tenant_base = totals(&base, &["allocatee"], "amortized")?;
     let active: BTreeSet<String> = {
-        let u = usage.clone().select([col("tenant")]).unique(None, UniqueKeepStrategy::First).collect()?;
+        let u = concat([hourly.clone().lazy().select([col("tenant")]), pods_hourly.clone().lazy().select([col("tenant")])], UnionArgs::default())?
+            .unique(None, UniqueKeepStrategy::First)
+            .run()?;
         let mut s: BTreeSet<String> = strings(u.column("tenant")?.str()?).flatten().map(str::to_owned).collect();
         s.extend(tenant_weights(&tenant_base, None)?.into_iter().filter(|(_, w)| *w > 0.0).map(|(t, _)| t));
         s
@@ -572,7 +631,9 @@ pub(crate) fn split(lines: LazyFrame, usage: LazyFrame, cfg: &AllocationConfig) 
         };
         after.push(part(frame));
     }
-    let before_credits = concat(after, UnionArgs::default())?.collect()?;
+    let before_credits = concat(after, UnionArgs::default())?.run()?;
+    super::stage("  shared", t);
+    let t = std::time::Instant::now();
 
     // Credits and refunds follow each tenant's cost of the service they name, else of the month.
     let credit_lines = pool_lines(PoolId::CREDITS)?;
@@ -591,7 +652,7 @@ pub(crate) fn split(lines: LazyFrame, usage: LazyFrame, cfg: &AllocationConfig) 
             },
             "no tenant had cost in the month",
         )?;
-        rows = concat([rows.lazy(), part(frame)], UnionArgs::default())?.collect()?;
+        rows = concat([rows.lazy(), part(frame)], UnionArgs::default())?.run()?;
     }
 
     // Tax follows each allocatee's pre-tax cost of the month.
@@ -611,14 +672,17 @@ pub(crate) fn split(lines: LazyFrame, usage: LazyFrame, cfg: &AllocationConfig) 
             }
         }
         let frame = weighted(&tax_lines, PoolId::TAX, |_, _| Some(weights.clone()), "no pre-tax cost to follow in the month")?;
-        rows = concat([rows.lazy(), part(frame)], UnionArgs::default())?.collect()?;
+        rows = concat([rows.lazy(), part(frame)], UnionArgs::default())?.run()?;
     }
 
+    super::stage("  credits and tax", t);
+    let t = std::time::Instant::now();
     out.rows = rows
         .lazy()
         .group_by([col("allocatee"), col("pool"), col("service"), col("day"), col("reason")])
         .agg([col("unblended").sum(), col("amortized").sum()])
         .sort(["day", "service", "pool", "allocatee", "reason"], SortMultipleOptions::default().with_nulls_last(true))
-        .collect()?;
+        .run()?;
+    super::stage("  final group", t);
     Ok(out)
 }
