@@ -11,7 +11,7 @@
 //!   it is killed by PID when the guard drops, never by name.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,8 +19,13 @@ use anyhow::{Context, Result, bail};
 use rand::Rng;
 
 /// The workspace root (where `Cargo.toml` with `[workspace]` lives).
+///
+/// Read at run time first: `cargo test` sets `CARGO_MANIFEST_DIR` for each test
+/// binary, while the compile-time value can name another clone when several
+/// checkouts share one target directory (as CI's cache does).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("crates/<name> sits two levels down").to_path_buf()
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    dir.ancestors().nth(2).expect("crates/<name> sits two levels down").to_path_buf()
 }
 
 /// `../shared/data` beside the checkout, or `TALLY_SHARED_DATA`.

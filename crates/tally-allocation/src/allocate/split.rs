@@ -643,6 +643,15 @@ pub(crate) fn split(lines: LazyFrame, usage: LazyFrame, cfg: &AllocationConfig) 
         let by_all = totals(&rows, &["allocatee"], "amortized")?;
         out.methods.insert(PoolId::CREDITS.into(), "in proportion to each tenant's cost of the service the credit names in the month, else of the whole month".into());
         out.drivers.insert(PoolId::CREDITS.into(), "cost of the service".into());
+        // The driver of each tenant: its cost of the services the credits name.
+        let credited: BTreeSet<String> = strings(credit_lines.column("service")?.str()?).flatten().map(str::to_owned).collect();
+        for svc in &credited {
+            for (t, w) in tenant_weights(&by_service, Some(("service", svc)))? {
+                if w > 0.0 && TenantId::parse(&t).is_ok() {
+                    out.quantities.entry((PoolId::CREDITS.into(), t)).or_insert(("cost of the service".into(), 0.0)).1 += w;
+                }
+            }
+        }
         let frame = weighted(
             &credit_lines,
             PoolId::CREDITS,
