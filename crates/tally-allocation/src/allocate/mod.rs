@@ -157,10 +157,23 @@ pub fn split_totals(cfg: &AllocationConfig, cur: &Path, usage: &Path, tenant_tag
 }
 
 /// Logs how long a stage took, at debug level (`TALLY_LOG=tally_allocation=debug`).
+static STAGE_REPORT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Prints each pipeline stage's wall time and the process's peak memory so
+/// far on standard error (for benchmarks). Every stage is also a `debug`
+/// tracing event.
+pub fn report_stages(on: bool) {
+    STAGE_REPORT.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 pub(crate) fn stage(name: &str, since: std::time::Instant) {
     tracing::debug!(stage = name, ms = since.elapsed().as_millis() as u64, "allocation stage");
-    if std::env::var_os("TALLY_PIPELINE_TIMINGS").is_some() {
-        eprintln!("  {name:<28} {:>8.3} s", since.elapsed().as_secs_f64());
+    if STAGE_REPORT.load(std::sync::atomic::Ordering::Relaxed) {
+        let peak = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<u64>().ok()))
+            .map_or_else(|| "?".to_owned(), |kb| (kb >> 10).to_string());
+        eprintln!("  {name:<28} {:>8.3} s   peak so far {peak:>6} MiB", since.elapsed().as_secs_f64());
     }
 }
 

@@ -418,7 +418,7 @@ fn node_split(lines: &DataFrame, pods_hourly: &DataFrame, rule: &PoolRule, cfg: 
         lit(pool.clone()).alias("pool"),
         null_str().alias("reason"),
     ]);
-    let pod_rows = pod_rows.run()?;
+    let pod_rows = pod_rows.select([col("allocatee"), col("pool"), col("service"), col("day"), col("reason"), col("unblended"), col("amortized"), col("tenant"), col("a_cpu")]).run()?;
     // Allocated vCPU-hours per tenant, for the explanation.
     let qty = pod_rows.clone().lazy().group_by([col("tenant")]).agg([col("a_cpu").sum()]).run()?;
     let (t, v) = (qty.column("tenant")?.str()?, qty.column("a_cpu")?.f64()?);
@@ -443,7 +443,12 @@ fn totals(rows: &DataFrame, by: &[&str], value: &str) -> PolarsResult<DataFrame>
 fn weighted(lines: &DataFrame, pool: &str, bases: impl Fn(Option<&str>, i32) -> Option<Vec<(String, f64)>>, reason: &str) -> PolarsResult<LazyFrame> {
     let grouped = lines.clone().lazy().group_by([col("day"), col("service")]).agg([col("unblended").sum(), col("amortized").sum()]).sort(["day", "service"], SortMultipleOptions::default()).run()?;
     let (day, service, u, a) = (grouped.column("day")?.i32()?, grouped.column("service")?.str()?, grouped.column("unblended")?.f64()?, grouped.column("amortized")?.f64()?);
-    let (mut who, mut svc, mut days, mut reasons, mut us, mut am) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // Rows as indices (into the groups and into the allocatees' names) and
+    // amounts; the text columns are gathered once at the end. A large month
+    // has millions of rows here (days x services x tenants).
+    let mut names: Vec<String> = vec![Allocatee::UNALLOCATED.to_owned()];
+    let mut index: std::collections::HashMap<String, IdxSize> = std::collections::HashMap::new();
+    let (mut who, mut group, mut us, mut am): (Vec<IdxSize>, Vec<IdxSize>, Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..grouped.height() {
         let (d, s) = (day.get(i).unwrap_or(0), service.get(i));
         let (uu, aa) = (u.get(i).unwrap_or(0.0), a.get(i).unwrap_or(0.0));
@@ -452,36 +457,42 @@ fn weighted(lines: &DataFrame, pool: &str, bases: impl Fn(Option<&str>, i32) -> 
                 let total: f64 = b.iter().map(|(_, w)| *w).sum();
                 for (t, w) in b {
                     if w > 0.0 {
-                        who.push(t);
-                        svc.push(s.map(str::to_owned));
-                        days.push(d);
-                        reasons.push(None::<String>);
+                        let next = names.len() as IdxSize;
+                        let k = *index.entry(t).or_insert_with_key(|t| {
+                            names.push(t.clone());
+                            next
+                        });
+                        who.push(k);
+                        group.push(i as IdxSize);
                         us.push(uu * w / total);
                         am.push(aa * w / total);
                     }
                 }
             }
             None => {
-                who.push(Allocatee::UNALLOCATED.to_owned());
-                svc.push(s.map(str::to_owned));
-                days.push(d);
-                reasons.push(Some(reason.to_owned()));
+                who.push(0);
+                group.push(i as IdxSize);
                 us.push(uu);
                 am.push(aa);
             }
         }
     }
-    let n = who.len();
-    Ok(df!(
-        "allocatee" => who,
-        "pool" => vec![pool.to_owned(); n],
-        "service" => svc,
-        "day" => days,
-        "reason" => reasons,
-        "unblended" => us,
-        "amortized" => am,
-    )?
-    .lazy())
+    let group = IdxCa::from_vec("group".into(), group);
+    let who = IdxCa::from_vec("who".into(), who);
+    let names = StringChunked::from_iter_values("allocatee".into(), names.iter().map(String::as_str));
+    let unallocated = who.equal(0);
+    let frame = DataFrame::new_infer_height(vec![
+        names.take(&who)?.into_series().into(),
+        grouped.column("service")?.as_materialized_series().take(&group)?.into(),
+        grouped.column("day")?.as_materialized_series().take(&group)?.into(),
+        Series::new("unblended".into(), us).into(),
+        Series::new("amortized".into(), am).into(),
+        unallocated.into_series().with_name("unallocated".into()).into(),
+    ])?;
+    Ok(frame.lazy().with_columns([
+        lit(pool.to_owned()).alias("pool"),
+        when(col("unallocated")).then(lit(reason.to_owned())).otherwise(null_str()).alias("reason"),
+    ]))
 }
 
 fn tenant_weights(base: &DataFrame, key: Option<(&str, &str)>) -> PolarsResult<Vec<(String, f64)>> {
@@ -522,12 +533,23 @@ pub(crate) fn split(lines: LazyFrame, usage: LazyFrame, cfg: &AllocationConfig) 
         .collect();
     let hourly = hourly_driver_usage(&usage, &driver_metrics)?;
     let eks: Vec<String> = EKS_METRICS.iter().map(|s| s.to_string()).collect();
-    let m = |name: &str| col("value").filter(col("metric").eq(lit(name.to_owned()))).sum();
+    // One column per metric before grouping: plain sums are the group-by's fast path.
+    let m = |name: &str| when(col("metric").eq(lit(name.to_owned()))).then(col("value")).otherwise(lit(0.0));
     let pods_hourly = usage
         .clone()
         .filter(in_list("metric", &eks).and(col("resource_id").is_not_null()))
+        .select([
+            col("resource_id"),
+            col("hour"),
+            col("tenant"),
+            col("workload"),
+            m(EKS_METRICS[0]).alias("cpu_req"),
+            m(EKS_METRICS[1]).alias("cpu_used"),
+            m(EKS_METRICS[2]).alias("mem_req"),
+            m(EKS_METRICS[3]).alias("mem_used"),
+        ])
         .group_by([col("resource_id"), col("hour"), col("tenant"), col("workload")])
-        .agg([m(EKS_METRICS[0]).alias("cpu_req"), m(EKS_METRICS[1]).alias("cpu_used"), m(EKS_METRICS[2]).alias("mem_req"), m(EKS_METRICS[3]).alias("mem_used")])
+        .agg([col("cpu_req").sum(), col("cpu_used").sum(), col("mem_req").sum(), col("mem_used").sum()])
         .with_columns([
             when(col("cpu_req").gt_eq(col("cpu_used"))).then(col("cpu_req")).otherwise(col("cpu_used")).alias("a_cpu"),
             when(col("mem_req").gt_eq(col("mem_used"))).then(col("mem_req")).otherwise(col("mem_used")).alias("a_mem"),
@@ -557,8 +579,9 @@ pub(crate) fn split(lines: LazyFrame, usage: LazyFrame, cfg: &AllocationConfig) 
             PoolMethod::NodeSplit => node_split(&pl, &pods_hourly, rule, cfg, &mut out)?,
             _ => driver_pool(&pl, &hourly, rule, &mut out)?,
         };
+        // Run each pool on its own: their joins held at once would add up in memory.
+        base_parts.push(concat(parts, UnionArgs::default())?.run()?.lazy());
         super::stage(&format!("  pool {}", rule.name), t);
-        base_parts.extend(parts);
     }
     let t = std::time::Instant::now();
     let mut base = concat(base_parts.clone(), UnionArgs::default())?.run()?;
@@ -587,6 +610,26 @@ pub(crate) fn split(lines: LazyFrame, usage: LazyFrame, cfg: &AllocationConfig) 
         base = concat([base.lazy(), extra.lazy()], UnionArgs::default())?.run()?;
     }
 
+    // The pools split by weights need only each day's and service's sums of
+    // their lines; take them now and let the lines go (in a large month the
+    // shared pool alone holds most of the lines).
+    let pool_sums = |name: &str| {
+        lines
+            .clone()
+            .lazy()
+            .filter(col("pool").eq(lit(name.to_owned())))
+            .group_by([col("day"), col("service")])
+            .agg([col("unblended").sum(), col("amortized").sum()])
+            .run()
+    };
+    let shared_name = cfg.pools.iter().find(|p| p.method == PoolMethod::Shared).map(|p| p.name.to_string()).unwrap_or_else(|| PoolId::SHARED.into());
+    let mut weighted_pools: BTreeMap<String, DataFrame> = BTreeMap::new();
+    for name in [shared_name.as_str(), PoolId::COMMITMENT, PoolId::CREDITS, PoolId::TAX] {
+        weighted_pools.insert(name.to_owned(), pool_sums(name)?);
+    }
+    drop(lines);
+    let mut pool_lines = |name: &str| -> PolarsResult<DataFrame> { Ok(weighted_pools.remove(name).unwrap_or_default()) };
+
     let t = std::time::Instant::now();
     // Shared and unused commitment: by each tenant's cost of pools 1-8 in the month, evenly, by fixed weights, or kept.
     let tenant_base = totals(&base, &["allocatee"], "amortized")?;
@@ -599,7 +642,6 @@ pub(crate) fn split(lines: LazyFrame, usage: LazyFrame, cfg: &AllocationConfig) 
         s
     };
     let mut after = vec![base.lazy()];
-    let shared_name = cfg.pools.iter().find(|p| p.method == PoolMethod::Shared).map(|p| p.name.to_string()).unwrap_or_else(|| PoolId::SHARED.into());
     for (pool, policy) in [(shared_name, cfg.shared_policy), (PoolId::COMMITMENT.to_owned(), cfg.commitment_policy)] {
         let pl = pool_lines(&pool)?;
         if pl.height() == 0 {
@@ -627,7 +669,7 @@ pub(crate) fn split(lines: LazyFrame, usage: LazyFrame, cfg: &AllocationConfig) 
                 }
                 weighted(&pl, &pool, |_, _| Some(w.clone()), "no tenant had cost or usage in the month")?
             }
-            None => pl.lazy().with_columns([lit(Allocatee::SHARED).alias("allocatee"), null_str().alias("reason")]),
+            None => pl.lazy().with_columns([lit(Allocatee::SHARED).alias("allocatee"), lit(pool.clone()).alias("pool"), null_str().alias("reason")]),
         };
         after.push(part(frame));
     }
