@@ -95,6 +95,10 @@ impl SdkCostExplorer {
     pub fn from_client(client: aws_sdk_costexplorer::Client) -> Self {
         Self { client }
     }
+
+    pub(crate) fn client(&self) -> &aws_sdk_costexplorer::Client {
+        &self.client
+    }
 }
 
 fn amount(metrics: Option<&std::collections::HashMap<String, aws_sdk_costexplorer::types::MetricValue>>, name: &str) -> Result<(Decimal, Option<String>), Failure> {
@@ -160,7 +164,7 @@ impl CostExplorerApi for SdkCostExplorer {
     }
 }
 
-fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(e: aws_sdk_costexplorer::error::SdkError<E, R>) -> Failure {
+pub(crate) fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(e: aws_sdk_costexplorer::error::SdkError<E, R>) -> Failure {
     use aws_sdk_costexplorer::error::SdkError;
     match &e {
         SdkError::ServiceError(se) => {

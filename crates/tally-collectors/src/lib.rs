@@ -9,11 +9,12 @@
 //! - Collectors never write: they return what they gathered, and the caller
 //!   replaces its scope in one transaction, so a failed run writes nothing.
 //!
-//! Entry points: [`aws::AwsSettings`], [`cost_explorer`], [`s3`].
+//! Entry points: [`aws::AwsSettings`], [`cost_explorer`], [`recommendations`], [`s3`].
 
 pub mod aws;
 pub mod cloudwatch;
 pub mod cost_explorer;
+pub mod recommendations;
 pub mod redis_usage;
 pub mod retry;
 pub mod s3;

@@ -89,7 +89,7 @@ impl Params {
                 base_nodes: 600,
                 max_extra_nodes: 300,
                 spread_tenants: 2,
-                tail_activity: 0.32,
+                tail_activity: 0.36,
                 extra_instances: 13_150,
             },
         }
