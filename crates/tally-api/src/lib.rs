@@ -77,6 +77,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/tenants", get(routes::tenants))
         .route("/tenants/{tenant}", get(routes::tenant))
         .route("/burn", get(routes::burn_report))
+        .route("/savings", get(routes::savings))
         .route("/reconciliation", get(routes::reconciliation))
         .route("/jobs", get(routes::jobs))
         .route("/explanations", get(routes::explanations))

@@ -28,6 +28,7 @@ impl Modify for Security {
         routes::tenants,
         routes::tenant,
         routes::burn_report,
+        routes::savings,
         routes::reconciliation,
         routes::jobs,
         routes::explanations,

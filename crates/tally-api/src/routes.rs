@@ -561,3 +561,50 @@ pub(crate) fn download(body: Vec<u8>, content_type: &'static str, filename: &str
     )
         .into_response()
 }
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code, reason = "declares the query for the OpenAPI document; handlers parse it with Params")]
+pub struct SavingsQuery {
+    /// Days of billing history the projection looks at: 7, 30 or 60 (default: `savings.lookback_days`).
+    pub lookback: Option<u32>,
+    /// `1y` or `3y` (default: both).
+    pub term: Option<String>,
+    /// `none`, `partial` or `all` upfront (default: all three).
+    pub payment: Option<String>,
+}
+
+/// The Reserved-Instance and Savings-Plan projection, beside Cost Explorer's own recommendations.
+#[utoipa::path(get, path = "/api/v1/savings", tag = "reports", params(SavingsQuery),
+    responses((status = 200, body = tally_savings::SavingsReport), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn savings(State(state): State<ApiState>, who: Principal, q: Params) -> ApiResult<Json<tally_savings::SavingsReport>> {
+    who.require_company()?;
+    q.only(&["lookback", "term", "payment"])?;
+    Ok(Json(stored_savings(&state, &q).await?))
+}
+
+pub(crate) async fn stored_savings(state: &ApiState, q: &Params) -> ApiResult<tally_savings::SavingsReport> {
+    let lookback = match q.get("lookback") {
+        None => state.config.savings.lookback_days,
+        Some(v) => match v.parse::<u32>() {
+            Ok(d @ (7 | 30 | 60)) => d,
+            _ => return Err(ApiError::bad_parameter("lookback", format!("{v:?} is not 7, 30 or 60 days"))),
+        },
+    };
+    let term = match q.get("term") {
+        None => None,
+        Some(v) => Some(tally_savings::Term::parse(v).ok_or_else(|| ApiError::bad_parameter("term", format!("{v:?} is not 1y or 3y")))?),
+    };
+    let payment = match q.get("payment") {
+        None => None,
+        Some(v) => Some(tally_savings::Payment::parse(v).ok_or_else(|| ApiError::bad_parameter("payment", format!("{v:?} is not none, partial or all")))?),
+    };
+    let Some((body, _)) = state.store.document(&tally_savings::report_document(lookback)).await? else {
+        return Err(ApiError::NotFound(format!(
+            "no savings projection over {lookback} days yet: it is computed after each allocation, or by `tally savings`, once EC2, RDS or ElastiCache instance-hours are billed"
+        )));
+    };
+    let report: tally_savings::SavingsReport = serde_json::from_str(&body).map_err(ApiError::internal)?;
+    Ok(report.only(term, payment))
+}

@@ -114,6 +114,10 @@ async fn spawn_app(rate_limit: u32) -> TestApp {
         .await
         .unwrap();
     store.replace_revenue(&[oct()], &[RevenueEntry::new(oct(), acme.clone(), Money::parse("199", Currency::USD).unwrap()).unwrap()]).await.unwrap();
+    // A stored savings report for the default 30-day look-back (its arithmetic is tested in tally-savings).
+    let projection = tally_savings::project(&[], &tally_savings::PriceCatalogue::bundled(), &tally_savings::ProjectionParams { end: Some(now), ..Default::default() });
+    let report = tally_savings::SavingsReport::new(now, projection, None, None);
+    store.put_document(&tally_savings::report_document(30), &serde_json::to_string(&report).unwrap(), now).await.unwrap();
     let mut config = Config::default();
     config.server.rate_limit_per_minute = rate_limit;
     let clock = Arc::new(ManualClock::new(now));
@@ -174,6 +178,11 @@ fn matrix() -> Vec<(Method, &'static str, Option<&'static str>, [u16; 4])> {
         (Method::GET, "/api/v1/tenants/acme?month=2026-10", None, [200, 200, 200, 200]),
         (Method::GET, "/api/v1/tenants/globex?month=2026-10", None, [200, 200, 200, 404]),
         (Method::GET, "/api/v1/burn", None, [200, 200, 200, 403]),
+        (Method::GET, "/api/v1/savings", None, [200, 200, 200, 403]),
+        (Method::GET, "/api/v1/savings?lookback=30&term=1y&payment=partial", None, [200, 200, 200, 403]),
+        (Method::GET, "/api/v1/savings?lookback=7", None, [404, 404, 404, 403]),
+        (Method::GET, "/api/v1/savings?lookback=14", None, [400, 400, 400, 403]),
+        (Method::GET, "/api/v1/savings?term=5y", None, [400, 400, 400, 403]),
         (Method::GET, "/api/v1/reconciliation?month=2026-10", None, [200, 200, 200, 403]),
         (Method::GET, "/api/v1/jobs", None, [200, 200, 200, 403]),
         (Method::GET, "/api/v1/explanations?month=2026-10", None, [200, 200, 200, 200]),

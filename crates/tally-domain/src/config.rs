@@ -62,6 +62,7 @@ pub struct Config {
     pub allocation: AllocationConfig,
     pub collectors: CollectorsConfig,
     pub schedule: ScheduleConfig,
+    pub savings: SavingsConfig,
     /// Display names and plans; tenants seen in data but not listed here are
     /// created with their id as name.
     pub tenants: Vec<TenantConfig>,
@@ -403,6 +404,38 @@ impl Default for ScheduleConfig {
     }
 }
 
+/// The Reserved-Instance and Savings-Plan projection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SavingsConfig {
+    /// The look-back shown by default: 7, 30 or 60 days (all three are computed).
+    pub lookback_days: u32,
+    /// The share of hours (0..1) the reserved baseline must be running in.
+    pub baseline_share: Decimal,
+    /// A rough estimate to check the projection against, e.g. 0.30 of the bill.
+    pub estimate_share: Option<Decimal>,
+    /// The same in money per month, e.g. 600.
+    pub estimate_monthly: Option<Decimal>,
+    /// Collect Cost Explorer's own recommendations (needs `collectors.cost_explorer`;
+    /// 24 requests, $0.24, per run).
+    pub recommendations_enabled: bool,
+    /// When to collect them (cron in UTC with seconds); weekly by default.
+    pub recommendations_schedule: String,
+}
+
+impl Default for SavingsConfig {
+    fn default() -> Self {
+        Self {
+            lookback_days: 30,
+            baseline_share: Decimal::new(95, 2),
+            estimate_share: None,
+            estimate_monthly: None,
+            recommendations_enabled: false,
+            recommendations_schedule: "0 0 8 * * Mon".into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantConfig {
@@ -425,6 +458,7 @@ impl Default for Config {
             allocation: AllocationConfig::default(),
             collectors: CollectorsConfig::default(),
             schedule: ScheduleConfig::default(),
+            savings: SavingsConfig::default(),
             tenants: Vec::new(),
         }
     }
@@ -502,6 +536,15 @@ impl Config {
         };
         if self.tenant_tag_key.trim().is_empty() {
             return Err(err("tenant_tag_key", self.tenant_tag_key.clone(), "a tag key such as user_tenant"));
+        }
+        if ![7, 30, 60].contains(&self.savings.lookback_days) {
+            return Err(err("savings.lookback_days", self.savings.lookback_days.to_string(), "7, 30 or 60 (the look-backs Cost Explorer offers)"));
+        }
+        if !(self.savings.baseline_share > Decimal::ZERO && self.savings.baseline_share <= Decimal::ONE) {
+            return Err(err("savings.baseline_share", self.savings.baseline_share.to_string(), "a share of hours above 0 and at most 1, e.g. 0.95"));
+        }
+        if self.savings.recommendations_enabled && !self.collectors.cost_explorer.enabled {
+            return Err(err("savings.recommendations_enabled", "true".into(), "collectors.cost_explorer.enabled = true as well (the recommendations come from Cost Explorer)"));
         }
         if self.server.rate_limit_per_minute == 0 {
             return Err(err("server.rate_limit_per_minute", "0".into(), "a positive number of requests per minute"));

@@ -81,6 +81,11 @@ impl Month {
         self.month
     }
 
+    /// `October 2026`.
+    pub fn long_name(self) -> String {
+        self.first_day().format("%B %Y").to_string()
+    }
+
     pub fn first_day(self) -> NaiveDate {
         NaiveDate::from_ymd_opt(self.year, self.month, 1).expect("validated month")
     }

@@ -16,11 +16,11 @@ pub const COST_EXPLORER: &str = "cost_explorer";
 pub const REQUEST_PRICE: &str = "0.01";
 
 /// Approves each request against the month's budget and counts it.
-struct BudgetMeter<'a> {
-    store: &'a dyn Store,
-    month: Month,
-    budget: u32,
-    tracker: Tracker,
+pub(crate) struct BudgetMeter<'a> {
+    pub(crate) store: &'a dyn Store,
+    pub(crate) month: Month,
+    pub(crate) budget: u32,
+    pub(crate) tracker: Tracker,
 }
 
 #[async_trait]

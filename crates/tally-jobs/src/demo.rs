@@ -88,6 +88,11 @@ pub async fn load_demo(app: &App, opts: &DemoOptions, progress: &dyn Progress) -
         progress.advance(1);
     }
     progress.done("allocated");
+    // The reference company's own rough idea (REFERENCE-DEPLOYMENT.md), which the savings page checks.
+    crate::savings::keep_estimate(app, &tally_savings::Estimate { share: Some(rust_decimal::Decimal::new(30, 2)), monthly: Some(rust_decimal::Decimal::from(600)) }).await?;
+    progress.stage("projecting reservation savings", 0);
+    crate::savings::refresh(app).await?;
+    progress.done("savings projected");
     let _ = (today.day(), Duration::zero());
     Ok(DemoLoaded { months, tenants: generated.tenants.len(), billing_lines: generated.billing_lines, usage_rows: generated.usage_rows, files: dir })
 }

@@ -12,7 +12,7 @@
 //! - Time comes from a [`tally_domain::Clock`], so schedules and windows are
 //!   tested without sleeping.
 //!
-//! Entry points: [`App`], [`import`], [`allocate`], [`demo`], [`scheduler`].
+//! Entry points: [`App`], [`import`], [`allocate`], [`savings`], [`demo`], [`scheduler`].
 
 pub mod allocate;
 pub mod collect;
@@ -21,6 +21,7 @@ pub mod import;
 pub mod progress;
 pub mod runner;
 pub mod runs;
+pub mod savings;
 pub mod scheduler;
 pub mod usage;
 

@@ -44,6 +44,15 @@ impl ProductRunner {
                 let r = collect_redis_usage(app).await?;
                 Ok(format!("{} samples", r.samples))
             }
+            JobKind::CollectRecommendations => {
+                let api = SdkCostExplorer::new(&sdk_config(&self.aws).await);
+                let mut notes = Vec::new();
+                for lookback in crate::savings::LOOKBACKS {
+                    let r = crate::savings::collect_recommendations(app, &api, lookback, &retries).await?;
+                    notes.push(format!("{} days: {} recommendation(s), {} requests", lookback, r.recommendations, r.requests));
+                }
+                Ok(notes.join("; "))
+            }
             JobKind::Allocate => {
                 let have = app.store.billing_months().await?;
                 let mut done = Vec::new();
@@ -53,7 +62,12 @@ impl ProductRunner {
                         done.push(m.to_string());
                     }
                 }
-                Ok(if done.is_empty() { "no billing data for this or last month".into() } else { format!("allocated {}", done.join(", ")) })
+                if done.is_empty() {
+                    return Ok("no billing data for this or last month".into());
+                }
+                // The projection reads the same billing lines: keep it current.
+                crate::savings::refresh(app).await?;
+                Ok(format!("allocated {}; savings projected", done.join(", ")))
             }
         }
     }

@@ -30,6 +30,7 @@ pub enum JobKind {
     CollectCloudWatch,
     CollectPostgres,
     CollectRedis,
+    CollectRecommendations,
     Allocate,
 }
 
@@ -40,6 +41,7 @@ impl JobKind {
             Self::CollectCloudWatch => "collect:usage:cloudwatch",
             Self::CollectPostgres => "collect:usage:postgres",
             Self::CollectRedis => "collect:usage:redis",
+            Self::CollectRecommendations => "collect:recommendations",
             Self::Allocate => "allocate",
         }
     }
@@ -107,6 +109,9 @@ impl Scheduler {
         }
         if c.redis.enabled {
             jobs.push(ScheduledJob { kind: JobKind::CollectRedis, schedule: parse(&c.redis.schedule, "collectors.redis.schedule")? });
+        }
+        if app.config.savings.recommendations_enabled && c.cost_explorer.enabled {
+            jobs.push(ScheduledJob { kind: JobKind::CollectRecommendations, schedule: parse(&app.config.savings.recommendations_schedule, "savings.recommendations_schedule")? });
         }
         jobs.push(ScheduledJob { kind: JobKind::Allocate, schedule: parse(&app.config.schedule.allocate, "schedule.allocate")? });
         Ok(Self::new(app, jobs, runner))

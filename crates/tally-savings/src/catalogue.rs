@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// The services whose capacity can be reserved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Service {
     #[serde(rename = "AmazonEC2")]
     Ec2,
@@ -52,7 +52,7 @@ impl fmt::Display for Service {
 }
 
 /// A commitment's length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Term {
     #[serde(rename = "1y")]
     OneYear,
@@ -98,7 +98,7 @@ impl fmt::Display for Term {
 }
 
 /// How a commitment is paid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Payment {
     #[serde(rename = "none")]
     NoUpfront,
@@ -145,7 +145,7 @@ impl fmt::Display for Payment {
 }
 
 /// One reserved offering of an instance type (standard offering class).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReservedPrice {
     pub term: Term,
     pub payment: Payment,
@@ -163,7 +163,7 @@ impl ReservedPrice {
 }
 
 /// An instance type's prices in one region.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InstancePrice {
     pub service: Service,
     pub region: String,
@@ -184,7 +184,7 @@ impl InstancePrice {
 }
 
 /// A Compute Savings Plan's rate for one instance type (Linux, shared tenancy).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SavingsPlanRate {
     pub region: String,
     pub instance_type: String,
@@ -195,7 +195,7 @@ pub struct SavingsPlanRate {
 }
 
 /// Where a part of the catalogue came from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PriceSource {
     /// `AmazonEC2`, `AmazonRDS`, `AmazonElastiCache` or `ComputeSavingsPlans`.
     pub offer: String,
@@ -221,7 +221,7 @@ pub enum CatalogueError {
 }
 
 /// All prices Tally knows.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PriceCatalogue {
     pub sources: Vec<PriceSource>,
     pub instances: Vec<InstancePrice>,

@@ -10,7 +10,7 @@ use crate::projection::Projection;
 use crate::recommendation::{RecommendationKind, Recommendations};
 
 /// One purchase as both see it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Comparison {
     /// `AmazonEC2 m5 Linux us-east-1`, or `Compute Savings Plan`.
     pub subject: String,

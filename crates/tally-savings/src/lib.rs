@@ -26,8 +26,8 @@ pub use catalogue::{CatalogueError, InstancePrice, Payment, PriceCatalogue, Pric
 pub use compare::{compare, Comparison};
 pub use family::{normalization_factor, Family};
 pub use projection::{
-    project, ExistingCommitment, FamilyProjection, HourlyProfile, Projection, ProjectionParams, ReservationOption, SavingsPlanOption, SavingsPlanProjection, Summary,
+    project, ExistingCommitment, FamilyProjection, HourlyProfile, Projection, ProjectionParams, ReservationOption, SavingsPlanOption, SavingsPlanProjection, Summary, TypeHours,
     HOURS_PER_MONTH,
 };
 pub use recommendation::{Recommendation, RecommendationKind, Recommendations};
-pub use report::{Estimate, EstimateCheck, SavingsReport};
+pub use report::{report_document, Estimate, EstimateCheck, SavingsReport};

@@ -41,7 +41,7 @@ impl Default for ProjectionParams {
 }
 
 /// Statistics of the hourly running count, in instances of the family's reference type.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HourlyProfile {
     pub min: Decimal,
     pub mean: Decimal,
@@ -51,7 +51,7 @@ pub struct HourlyProfile {
 }
 
 /// Reservations already running at the window's end.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExistingCommitment {
     /// In instances of the family's reference type.
     pub count: Decimal,
@@ -60,7 +60,7 @@ pub struct ExistingCommitment {
 }
 
 /// One term and payment option for a family.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReservationOption {
     pub term: Term,
     pub payment: Payment,
@@ -86,8 +86,15 @@ pub struct ReservationOption {
     pub coverage: Decimal,
 }
 
+/// Running hours of one instance type in the window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TypeHours {
+    pub instance_type: String,
+    pub hours: Decimal,
+}
+
 /// A family's projection.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FamilyProjection {
     pub service: Service,
     pub region: String,
@@ -99,7 +106,7 @@ pub struct FamilyProjection {
     /// Whether one reservation covers any size of the family.
     pub size_flexible: bool,
     /// Instance types seen in the window, by running hours.
-    pub types_seen: Vec<(String, Decimal)>,
+    pub types_seen: Vec<TypeHours>,
     pub profile: HourlyProfile,
     pub existing: ExistingCommitment,
     pub on_demand_hourly: Decimal,
@@ -111,7 +118,7 @@ pub struct FamilyProjection {
 }
 
 /// One term and payment option of a Compute Savings Plan.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SavingsPlanOption {
     pub term: Term,
     pub payment: Payment,
@@ -128,7 +135,7 @@ pub struct SavingsPlanOption {
 }
 
 /// A Compute Savings Plan over the EC2 Linux usage priced in the catalogue.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SavingsPlanProjection {
     /// Commitment already running at the window's end, $ per hour.
     pub existing_hourly_commitment: Decimal,
@@ -139,7 +146,7 @@ pub struct SavingsPlanProjection {
 }
 
 /// The whole projection.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Projection {
     pub lookback_days: u32,
     pub baseline_share: Decimal,
@@ -159,7 +166,7 @@ pub struct Projection {
 }
 
 /// Reservations for every family with one term and payment option, summed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Summary {
     pub term: Term,
     pub payment: Payment,
@@ -391,9 +398,9 @@ pub fn project(lines: &[CostLine], catalogue: &PriceCatalogue, params: &Projecti
     for (key, series) in &counts {
         let (service, region, group, variant) = key;
         let types = &type_hours[key];
-        let mut types_seen: Vec<(String, Decimal)> = types.iter().map(|(t, h)| (t.clone(), h.round_dp(2))).collect();
-        types_seen.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        let reference = types_seen[0].0.clone();
+        let mut types_seen: Vec<TypeHours> = types.iter().map(|(t, h)| TypeHours { instance_type: t.clone(), hours: h.round_dp(2) }).collect();
+        types_seen.sort_by(|a, b| b.hours.cmp(&a.hours).then(a.instance_type.cmp(&b.instance_type)));
+        let reference = types_seen[0].instance_type.clone();
         let Some(price) = catalogue.instance(*service, region, &reference, variant) else {
             unpriced.push(format!("{service} {region} {reference} {variant}: no price in the catalogue"));
             continue;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalogue::{Payment, Service, Term};
 
 /// What Cost Explorer recommends buying.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RecommendationKind {
     /// Reserved Instances (or nodes) of one type.
@@ -27,7 +27,7 @@ pub enum RecommendationKind {
 }
 
 /// One recommendation, as Cost Explorer estimates it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Recommendation {
     #[serde(flatten)]
     pub kind: RecommendationKind,
@@ -47,7 +47,7 @@ pub struct Recommendation {
 }
 
 /// The recommendations of one collection.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Recommendations {
     pub collected_at: DateTime<Utc>,
     pub lookback_days: u32,

@@ -10,8 +10,13 @@ use crate::compare::{compare, Comparison};
 use crate::projection::{Projection, Summary};
 use crate::recommendation::Recommendations;
 
+/// The name under which the report of a look-back is stored.
+pub fn report_document(lookback_days: u32) -> String {
+    format!("savings:report:{lookback_days}")
+}
+
 /// A rough estimate someone made before the data was in.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Estimate {
     /// e.g. 0.30.
     pub share: Option<Decimal>,
@@ -20,7 +25,7 @@ pub struct Estimate {
 }
 
 /// The estimate against the projection, in words.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EstimateCheck {
     pub estimate: Estimate,
     /// The option the estimate is read against (1 year, no upfront: the commitment teams start with).
@@ -34,7 +39,7 @@ pub struct EstimateCheck {
 }
 
 /// Everything the savings page, the CLI and the API show.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SavingsReport {
     pub computed_at: DateTime<Utc>,
     pub projection: Projection,
@@ -117,24 +122,26 @@ fn check(p: &Projection, summaries: &[Summary], estimate: Estimate) -> EstimateC
         money(p.bill_monthly)
     ));
     if let Some(m) = estimate.monthly {
-        if best.monthly_savings < m {
-            why.push(format!(
+        // The lightest commitment that reaches the estimate: least upfront, shorter term first.
+        let reaching = summaries.iter().filter(|s| s.monthly_savings >= m).min_by(|a, b| a.upfront.cmp(&b.upfront).then(a.term.cmp(&b.term)));
+        match reaching {
+            Some(r) => why.push(format!(
+                "Reaching {} a month takes {} {}: {} a month for {} upfront{}.",
+                money(m),
+                r.term,
+                r.payment.label(),
+                money(r.monthly_savings),
+                money(r.upfront),
+                if r.term == Term::ThreeYears { ", a three-year commitment; no one-year option gets there" } else { "" }
+            )),
+            None => why.push(format!(
                 "No option reaches {} a month: the largest, {} {}, saves {} a month and asks {} upfront.",
                 money(m),
                 best.term,
                 best.payment.label(),
                 money(best.monthly_savings),
                 money(best.upfront)
-            ));
-        } else {
-            why.push(format!(
-                "{} a month needs the deepest commitment: {} {} saves {} a month for {} upfront.",
-                money(m),
-                best.term,
-                best.payment.label(),
-                money(best.monthly_savings),
-                money(best.upfront)
-            ));
+            )),
         }
     }
     let partly = p.families.iter().filter(|f| f.profile.baseline < f.profile.max).map(|f| format!("{} {} runs {}-{} (baseline {})", f.service, f.family, f.profile.min, f.profile.max, f.profile.baseline)).collect::<Vec<_>>();

@@ -83,15 +83,15 @@ pub enum Command {
     Export(ExportCommand),
     /// Project Reserved-Instance and Savings-Plan savings from recent usage.
     Savings {
-        /// Days of billing history to look at (7, 30 or 60).
-        #[arg(long, default_value_t = 30)]
-        lookback: u32,
-        /// 1y or 3y.
-        #[arg(long, default_value = "1y")]
-        term: String,
-        /// none, partial or all (upfront).
-        #[arg(long, default_value = "none")]
-        payment: String,
+        /// Days of billing history to look at (7, 30 or 60) [default: savings.lookback_days].
+        #[arg(long)]
+        lookback: Option<u32>,
+        /// 1y or 3y [default: both].
+        #[arg(long)]
+        term: Option<String>,
+        /// none, partial or all (upfront) [default: all three].
+        #[arg(long)]
+        payment: Option<String>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -146,6 +146,12 @@ pub enum CollectCommand {
         from: Option<String>,
         #[arg(long)]
         to: Option<String>,
+    },
+    /// Cost Explorer's own Reserved-Instance and Savings-Plan recommendations (24 requests, $0.24).
+    Recommendations {
+        /// Days Cost Explorer looks back: 7, 30 or 60.
+        #[arg(long, default_value_t = 30)]
+        lookback: u32,
     },
     /// Per-tenant usage from CloudWatch, PostgreSQL tenant schemas and Redis for [from, to).
     Usage {
@@ -210,8 +216,12 @@ pub enum TokenCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum PricesCommand {
-    /// Load an AWS Price List offer file (JSON or CSV) into the catalogue.
+    /// Load an AWS Price List offer file (EC2, RDS or ElastiCache as JSON or CSV; Compute Savings Plans as JSON) into the catalogue.
     Import { file: PathBuf },
-    /// Show the catalogue's snapshot date and what it covers.
-    Show,
+    /// Show the catalogue: where each offer's prices come from, their date, and the prices.
+    Show {
+        /// Only instance types containing this text (e.g. m5, db.r6g).
+        #[arg(long)]
+        filter: Option<String>,
+    },
 }

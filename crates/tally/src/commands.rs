@@ -15,11 +15,10 @@ use tally_jobs::import::{import_billing, import_revenue, import_usage, local_fil
 use tally_jobs::App;
 use tally_storage::AllocationFilter;
 
-use crate::cli::{Cli, CollectCommand, Command, ExportCommand, FileFormat, ImportCommand, TokenCommand};
+use crate::cli::{Cli, CollectCommand, Command, ExportCommand, FileFormat, ImportCommand, PricesCommand, TokenCommand};
 use crate::output::{table, Bar};
 
 /// Exit code of a command that this build does not provide.
-const NOT_BUILT: u8 = 3;
 
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let config = load_config(&cli)?;
@@ -96,11 +95,6 @@ fn day(s: &str, what: &str) -> Result<NaiveDate> {
 
 fn month(s: &str, what: &str) -> Result<Month> {
     Month::parse(s).map_err(|e| anyhow!("{what}: {e}"))
-}
-
-fn not_built(what: &str, issue: &str) -> Result<ExitCode> {
-    eprintln!("`tally {what}` is not built yet in this version ({issue}); nothing was done.");
-    Ok(ExitCode::from(NOT_BUILT))
 }
 
 async fn dispatch(app: App, command: Command) -> Result<ExitCode> {
@@ -216,8 +210,10 @@ async fn dispatch(app: App, command: Command) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Savings { .. } => not_built("savings", "the savings projection"),
-        Command::Prices(_) => not_built("prices", "the price catalogue"),
+        Command::Savings { lookback, term, payment, json } => crate::savings_cli::savings(&app, lookback, term, payment, json).await,
+        Command::Prices(PricesCommand::Import { file }) => crate::savings_cli::prices_import(&app, &file).await,
+        Command::Prices(PricesCommand::Show { filter }) => crate::savings_cli::prices_show(&app, filter).await,
+        Command::Collect(CollectCommand::Recommendations { lookback }) => crate::savings_cli::collect_recommendations(&app, lookback).await,
         Command::Token(cmd) => token(&app, cmd).await,
         Command::Jobs { job, limit } => {
             let runs = app.store.job_runs(job.as_deref(), limit).await?;
