@@ -2,15 +2,15 @@
 # Benchmarks the allocation at three sizes against the same method in DuckDB.
 #   ./benches/run.sh            # S and M
 #   ./benches/run.sh S M L      # L too (10M lines, 50M usage rows; ~6 min to generate once)
-# Data is generated once into $TALLY_BENCH_DIR (default ~/.cache/tally/bench).
+# Data is generated once into $BENCH_TALLY_DIR (default ~/.cache/tally/bench).
 # Prints, per size: each engine's wall time for one month and its process's
 # peak memory, and how many times faster Tally is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("$@"); [ ${#sizes[@]} -gt 0 ] || sizes=(S M)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tally/target}"
-bench_dir="${TALLY_BENCH_DIR:-$HOME/.cache/tally/bench}"
-python="${TALLY_VENVS:-$HOME/.cache/tally/venv}/focus/bin/python"
+bench_dir="${BENCH_TALLY_DIR:-$HOME/.cache/tally/bench}"
+python="${TEST_TALLY_VENVS:-$HOME/.cache/tally/venv}/focus/bin/python"
 [ -x "$python" ] || { echo "DuckDB's Python is missing: run ./scripts/test.sh once (it installs the tools)"; exit 1; }
 cargo build -q -p tally-bench
 bin="$CARGO_TARGET_DIR/debug/tally-bench"

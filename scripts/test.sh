@@ -9,8 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-VENVS="${TALLY_VENVS:-$HOME/.cache/tally/venv}"
-export TALLY_VENVS="$VENVS"
+VENVS="${TEST_TALLY_VENVS:-$HOME/.cache/tally/venv}"
+export TEST_TALLY_VENVS="$VENVS"
 log() { printf '[test.sh] %s\n' "$*" >&2; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

@@ -26,6 +26,7 @@ pub(crate) fn routes() -> Router<ApiState> {
         .route("/tenants", get(tenants_page))
         .route("/tenants/{tenant}", get(tenant_page))
         .route("/finance", get(finance))
+        .route("/savings", get(savings_page))
         .route("/operations", get(operations))
 }
 
@@ -42,7 +43,9 @@ main{max-width:1200px;margin:0 auto;padding:1rem}h1{font-size:1.4rem;margin:.4re
 .table{overflow-x:auto;background:var(--card);border:1px solid var(--line);border-radius:8px}
 table{border-collapse:collapse;width:100%}th,td{padding:.45rem .6rem;border-bottom:1px solid var(--line);text-align:left;white-space:nowrap}
 th a{color:inherit}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}tr.below{background:#fff4f4}
-.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:.75rem}.charts img{width:100%;height:auto;background:#fff;border:1px solid var(--line);border-radius:8px}
+.chart{margin:.75rem 0}.chart img{display:block;width:100%;height:auto;background:#fff;border:1px solid var(--line);border-radius:8px}
+.tabs a{display:inline-block;padding:.3rem .7rem;margin:.1rem;border:1px solid var(--line);border-radius:6px;background:#fff;text-decoration:none;color:var(--accent)}.tabs a.on{background:var(--accent);color:#fff}
+ul.why li{margin:.3rem 0}
 .note{color:var(--muted);font-size:.9rem}form input{font:inherit;padding:.5rem;width:100%;max-width:36rem}form button{font:inherit;padding:.5rem 1rem;margin-top:.5rem}
 a.button{display:inline-block;padding:.3rem .6rem;border:1px solid var(--line);border-radius:6px;background:#fff;text-decoration:none;color:var(--accent);margin:.1rem}
 @media (max-width:600px){main{padding:.6rem}.card .v{font-size:1.2rem}th,td{padding:.35rem .4rem;font-size:.85rem}}
@@ -51,7 +54,7 @@ a.button{display:inline-block;padding:.3rem .6rem;border:1px solid var(--line);b
 fn page(title: &str, who: Option<&Principal>, active: &str, body: Markup) -> Markup {
     let nav: &[(&str, &str)] = match who.map(|p| p.role) {
         Some(Role::Tenant) => &[],
-        Some(_) => &[("/", "Overview"), ("/tenants", "Tenants"), ("/finance", "Finance"), ("/operations", "Operations")],
+        Some(_) => &[("/", "Overview"), ("/tenants", "Tenants"), ("/finance", "Finance"), ("/savings", "Savings"), ("/operations", "Operations")],
         None => &[],
     };
     html! {
@@ -60,6 +63,7 @@ fn page(title: &str, who: Option<&Principal>, active: &str, body: Markup) -> Mar
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                link rel="icon" href="data:,";
                 title { (title) " · Tally" }
                 style { (PreEscaped(STYLE)) }
             }
@@ -79,6 +83,19 @@ fn page(title: &str, who: Option<&Principal>, active: &str, body: Markup) -> Mar
 
 fn html_response(m: Markup) -> Response {
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], m.into_string()).into_response()
+}
+
+/// A chart at 1200 x 600, and at 640 x 480 on a phone, so that its text stays readable.
+fn chart(name: &str, query: &str, alt: &str) -> Markup {
+    let sep = if query.is_empty() { "" } else { "&" };
+    html! {
+        figure.chart {
+            picture {
+                source media="(max-width: 700px)" srcset={ "/charts/" (name) ".png?" (query) (sep) "w=640&h=480" };
+                img src={ "/charts/" (name) ".png?" (query) (sep) "w=1200&h=600" } alt=(alt) width="1200" height="600" loading="lazy";
+            }
+        }
+    }
 }
 
 /// `$1,234.56`, with the sign before the symbol.
@@ -190,6 +207,7 @@ async fn ceo(State(state): State<ApiState>, who: Result<Principal, ApiError>) ->
                 }
             }
         }
+        (chart("burn", "", "Costs, revenue and net burn by month, with the runway date"))
         h2 { "Tenants that cost more than they pay in " (month) }
         @if tenants.is_empty() { p.good { "None: every tenant pays more than it costs." } }
         @else {
@@ -200,6 +218,9 @@ async fn ceo(State(state): State<ApiState>, who: Result<Principal, ApiError>) ->
                 }
             } }
         }
+        h2 { "Where the money goes in " (month) }
+        (chart("tenants", &format!("month={month}"), &format!("Cost by tenant in {month}, stacked by pool")))
+        (chart("daily", &format!("from={}&to={}", month.first_day(), month.next().first_day()), &format!("Daily cost by service in {month}")))
         h2 { "By month" }
         div.table { table {
             tr { th { "Month" } th.n { "AWS" } th.n { "Other" } th.n { "Revenue" } th.n { "Net burn" } th.n { "Gross margin" } }
@@ -243,7 +264,8 @@ async fn tenants_page(State(state): State<ApiState>, who: Result<Principal, ApiE
     };
     let body = html! {
         h1 { "Tenants in " (month) }
-        p.note { "Rows in red fall below the target gross margin of " (state.config.finance.target_margin_percent) "%." }
+        p.note { "Rows in red fall below the target gross margin of " (state.config.finance.target_margin_percent) "%. Click a column to sort." }
+        @if who.role != Role::Tenant { (chart("tenants", &format!("month={month}"), &format!("Cost by tenant in {month}, stacked by pool"))) }
         div.table { table {
             tr { (th("tenant", "Tenant", false)) th { "Plan" } (th("cost", "Cost", true)) (th("revenue", "Revenue", true)) (th("margin", "Margin", true)) th.n { "Per 1k requests" } th.n { "Per GB egress" } th.n { "Per GB-month DB" } th.n { "Per vCPU-hour" } }
             @for t in &rows {
@@ -290,6 +312,7 @@ async fn tenant_page(State(state): State<ApiState>, who: Result<Principal, ApiEr
             div.card { div.k { "Gross margin" } div.v class=@if r.below_target { "bad" } @else { "good" } { (percent(r.gross_margin_percent)) } div.s { (money(r.gross_margin, &cur)) } }
             div.card { div.k { "Per 1,000 requests" } div.v { (unit(r.unit_costs.per_1000_requests, &cur)) } div.s { (format!("{:.0}", r.usage.requests)) " requests" } }
         }
+        (chart("tenant", &format!("tenant={}", t.id), &format!("{}: cost, revenue, margin and cost per 1,000 requests by month", r.name)))
         h2 { "Cost by pool" }
         div.table { table {
             tr { th { "Pool" } th { "Service" } th.n { "Unblended" } th.n { "Amortized" } }
@@ -325,7 +348,7 @@ async fn finance(State(state): State<ApiState>, who: Result<Principal, ApiError>
     let exports = matches!(who.role, Role::Admin | Role::Finance);
     let body = html! {
         h1 { "Finance" }
-        p.note { "Each month's allocation adds up to its bill per service, to the cent. The CSV's rows sum to the invoice." }
+        p.note { "Each month's allocation adds up to its bill per service, to the cent. The CSV's rows sum to the invoice; FOCUS is the same bill in the FinOps Foundation's open format (1.2), with each line's tenant in its tags." }
         div.table { table {
             tr { th { "Month" } th { "Source" } th.n { "Billed" } th.n { "Allocated" } th.n { "Difference" } th.n { "Unallocated" } th { "Status" } @if exports { th { "Downloads" } } }
             @for rec in &recs {
@@ -337,6 +360,8 @@ async fn finance(State(state): State<ApiState>, who: Result<Principal, ApiError>
                     @if exports { td {
                         a.button href={ "/api/v1/exports/monthly.csv?month=" (rec.month) } { "CSV" }
                         a.button href={ "/api/v1/exports/monthly.parquet?month=" (rec.month) } { "Parquet" }
+                        a.button href={ "/api/v1/exports/focus?month=" (rec.month) "&format=parquet" } { "FOCUS" }
+                        a.button href={ "/api/v1/exports/focus?month=" (rec.month) "&format=csv" } { "FOCUS CSV" }
                     } }
                 }
             }
@@ -350,6 +375,143 @@ async fn finance(State(state): State<ApiState>, who: Result<Principal, ApiError>
         }
     };
     Ok(html_response(page("Finance", Some(&who), "/finance", body)))
+}
+
+fn pct(x: Decimal) -> String {
+    format!("{}%", (x * Decimal::ONE_HUNDRED).round_dp(1).normalize())
+}
+
+async fn savings_page(State(state): State<ApiState>, who: Result<Principal, ApiError>, q: Params) -> Result<Response, Response> {
+    let who = signed_in(who)?;
+    who.require_company().map_err(IntoResponse::into_response)?;
+    let lookback = match q.get("lookback") {
+        Some(v) => v.parse::<u32>().ok().filter(|d| [7, 30, 60].contains(d)).ok_or_else(|| ApiError::bad_parameter("lookback", format!("{v:?} is not 7, 30 or 60")).into_response())?,
+        None => state.config.savings.lookback_days,
+    };
+    let term = match q.get("term") {
+        Some(v) => tally_savings::Term::parse(v).ok_or_else(|| ApiError::bad_parameter("term", format!("{v:?} is not 1y or 3y")).into_response())?,
+        None => tally_savings::Term::OneYear,
+    };
+    let payment = match q.get("payment") {
+        Some(v) => tally_savings::Payment::parse(v).ok_or_else(|| ApiError::bad_parameter("payment", format!("{v:?} is not none, partial or all")).into_response())?,
+        None => tally_savings::Payment::NoUpfront,
+    };
+    let cur = state.config.currency.to_string();
+    let mut sq = Params::default();
+    sq.0.insert("lookback".into(), lookback.to_string());
+    let report = match crate::routes::stored_savings(&state, &sq).await {
+        Ok(r) => r,
+        Err(ApiError::NotFound(m)) => {
+            let body = html! { h1 { "Reserved Instances and Savings Plans" } p.note { (m) } };
+            return Ok(html_response(page("Savings", Some(&who), "/savings", body)));
+        }
+        Err(e) => return Err(e.into_response()),
+    };
+    let p = &report.projection;
+    let link = |l: u32, t: tally_savings::Term, pay: tally_savings::Payment| format!("/savings?lookback={l}&term={t}&payment={pay}");
+    let summary = report.summaries.iter().find(|s| s.term == term && s.payment == payment);
+    let mut notes: Vec<&str> = Vec::new();
+    for src in &p.sources {
+        if let Some(n) = src.note.as_deref() {
+            if !notes.contains(&n) {
+                notes.push(n);
+            }
+        }
+    }
+    let body = html! {
+        h1 { "Reserved Instances and Savings Plans" }
+        p.note {
+            "From the last " (p.lookback_days) " days of billing (" (p.window_start.format("%-d %b")) " to " (p.window_end.format("%-d %b %Y")) "). "
+            "Tally reserves what runs in at least " (pct(p.baseline_share)) " of the hours; capacity above that stays on demand."
+        }
+        p {
+            strong { "Prices as of " }
+            @for (i, src) in p.sources.iter().enumerate() {
+                @if i > 0 { "; " }
+                (src.offer) " " strong { (src.published) } " (" (src.origin) ")"
+            }
+            "."
+        }
+        @for n in &notes { p.note.warn { (n) } }
+        div.tabs {
+            "Look-back: " @for l in [7u32, 30, 60] { a href=(link(l, term, payment)) class=@if l == lookback { "on" } { (l) " days" } }
+        }
+        div.tabs {
+            "Term: " @for t in tally_savings::Term::ALL { a href=(link(lookback, t, payment)) class=@if t == term { "on" } { (t) } }
+            " Payment: " @for pay in tally_savings::Payment::ALL { a href=(link(lookback, term, pay)) class=@if pay == payment { "on" } { (pay.label()) } }
+        }
+        @if let Some(s) = summary {
+            div.cards {
+                div.card { div.k { "Saves per month" } div.v.good { (money(s.monthly_savings, &cur)) } div.s { (term) " " (payment.label()) } }
+                div.card { div.k { "Upfront" } div.v { (money(s.upfront, &cur)) } }
+                div.card { div.k { "Of the reservable spend" } div.v { (pct(s.share_of_reservable)) } div.s { (money(s.reservable_on_demand_monthly, &cur)) " a month on demand" } }
+                div.card { div.k { "Of the bill" } div.v { (pct(s.share_of_bill)) } div.s { (p.bill_basis) ", " (money(p.bill_monthly, &cur)) } }
+            }
+        } @else {
+            p.note { "No family offers " (term) " " (payment.label()) " reservations in the price list." }
+        }
+        (chart("savings", &format!("lookback={lookback}&term={term}"), "Cumulative cost of each payment option against staying on demand, with break-even points"))
+        h2 { "What to reserve: " (term) " " (payment.label()) }
+        div.table { table {
+            tr { th { "Family" } th { "Counted as" } th.n { "Running min / mean / max" } th.n { "Baseline" } th.n { "Reserved" } th.n { "Buy" } th.n { "Upfront" } th.n { "Monthly fee" } th.n { "Saves / month" } th.n { "Saves" } th { "Pays back" } th.n { "Utilization" } th.n { "Coverage" } }
+            @for f in &p.families {
+                @if let Some(o) = f.options.iter().find(|o| o.term == term && o.payment == payment) {
+                    tr {
+                        td { (f.service) " " (f.family) " " (f.variant) } td { (f.instance_type) }
+                        td.n { (f.profile.min.normalize()) " / " (f.profile.mean.round_dp(2).normalize()) " / " (f.profile.max.normalize()) }
+                        td.n { (f.profile.baseline.normalize()) } td.n { (f.existing.count.normalize()) } td.n { strong { (o.count) } }
+                        td.n { (money(o.upfront, &cur)) } td.n { (money(o.recurring_monthly, &cur)) } td.n.good { (money(o.monthly_savings, &cur)) } td.n { (pct(o.savings_share)) }
+                        td { @match o.break_even_month { Some(1) => "month 1", Some(m) => { "month " (m) }, None => "not within the term" } }
+                        td.n { (pct(o.utilization)) } td.n { (pct(o.coverage)) }
+                    }
+                }
+            }
+        } }
+        @for u in &p.unpriced { p.note.warn { "Not projected: " (u) "." } }
+        @if let Some(sp) = &p.savings_plan {
+            h2 { "A Compute Savings Plan instead of EC2 reservations" }
+            p.note { "It covers any EC2 instance family, size and region (and Fargate, Lambda) at a smaller discount. EC2 usage on demand: " (money(sp.eligible_on_demand_monthly, &cur)) " a month." }
+            div.table { table {
+                tr { th { "Option" } th.n { "Commit per hour" } th.n { "Upfront" } th.n { "Monthly fee" } th.n { "Saves / month" } th.n { "Saves" } th { "Pays back" } th.n { "Utilization" } th.n { "Coverage" } }
+                @for o in &sp.options {
+                    tr class=@if o.term == term && o.payment == payment { "on" } {
+                        td { (o.term) " " (o.payment.label()) } td.n { "$" (o.hourly_commitment.normalize()) } td.n { (money(o.upfront, &cur)) } td.n { (money(o.recurring_monthly, &cur)) }
+                        td.n.good { (money(o.monthly_savings, &cur)) } td.n { (pct(o.savings_share)) }
+                        td { @match o.break_even_month { Some(m) => { "month " (m) }, None => "not within the term" } }
+                        td.n { (pct(o.utilization)) } td.n { (pct(o.coverage)) }
+                    }
+                }
+            } }
+        }
+        @if let Some(e) = &report.estimate {
+            h2 { "Against the team's estimate" }
+            ul.why { @for line in &e.explanation { li { (line) } } }
+        }
+        h2 { "Cost Explorer's own recommendations" }
+        @match &report.recommendations {
+            Some(recs) => {
+                p.note { "Collected " (recs.collected_at.format("%-d %b %Y %H:%M UTC")) " over " (recs.lookback_days) " days." }
+                @if report.comparison.is_empty() { p { "Cost Explorer recommends nothing, and neither does Tally, under the terms asked." } }
+                @else {
+                    div.table { table {
+                        tr { th { "What" } th { "Option" } th.n { "Tally" } th.n { "Tally saves" } th.n { "Cost Explorer" } th.n { "It saves" } th { "Why they differ" } }
+                        @for c in &report.comparison {
+                            tr {
+                                td { (c.subject) } td { (c.term) " " (c.payment.label()) }
+                                td.n { (c.tally_quantity.map(|q| q.normalize().to_string()).unwrap_or_else(|| "nothing".into())) }
+                                td.n { (c.tally_monthly_savings.map(|m| money(m, &cur)).unwrap_or_else(|| "—".into())) }
+                                td.n { (c.cost_explorer_quantity.map(|q| q.normalize().to_string()).unwrap_or_else(|| "nothing".into())) }
+                                td.n { (c.cost_explorer_monthly_savings.map(|m| money(m, &cur)).unwrap_or_else(|| "—".into())) }
+                                td style="white-space:normal;min-width:20rem" { (c.explanation) }
+                            }
+                        }
+                    } }
+                }
+            }
+            None => p.note { "Not collected yet: " code { "tally collect recommendations" } " (24 Cost Explorer requests, $0.24), or set " code { "savings.recommendations_enabled" } " to collect them weekly." },
+        }
+    };
+    Ok(html_response(page("Savings", Some(&who), "/savings", body)))
 }
 
 async fn operations(State(state): State<ApiState>, who: Result<Principal, ApiError>) -> Result<Response, Response> {

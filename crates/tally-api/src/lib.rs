@@ -7,8 +7,8 @@
 //!   it never recomputes an allocation on a read. The one write that does
 //!   work (`POST /api/v1/allocations/{month}`) goes through the
 //!   `AllocationTrigger` port the binary wires in.
-//! - Every route but `/healthz` and `/readyz` (and the `/login` form that
-//!   takes a token) requires a token; roles are checked in each handler; a
+//! - Every route but `/healthz`, `/readyz`, the bundled font under
+//!   `/static` (and the `/login` form that takes a token) requires a token; roles are checked in each handler; a
 //!   tenant token sees only its own tenant, and another tenant's id is a 404.
 //! - Errors are JSON `{code, message}` with the stable codes of
 //!   [`error::ERROR_CODES`]; bad input is a 400 naming the parameter, never
@@ -17,6 +17,7 @@
 //! Entry points: [`router`] and [`serve`].
 
 pub mod auth;
+mod charts;
 mod dashboard;
 pub mod error;
 mod limit;
@@ -94,6 +95,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_route))
+        .route("/charts/{file}", get(charts::chart))
+        .route("/static/{file}", get(charts::font))
         .merge(dashboard::routes())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(middleware::from_fn_with_state(state.clone(), observe))

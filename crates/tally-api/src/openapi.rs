@@ -29,6 +29,7 @@ impl Modify for Security {
         routes::tenant,
         routes::burn_report,
         routes::savings,
+        crate::charts::chart,
         routes::reconciliation,
         routes::jobs,
         routes::explanations,

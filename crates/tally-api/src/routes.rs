@@ -232,7 +232,16 @@ pub(crate) async fn build_burn(state: &ApiState, q: &Params) -> ApiResult<BurnRe
         .last()
         .map(|b| (b.as_of, b.amount.amount))
         .or_else(|| state.config.finance.cash_balance.zip(state.config.finance.cash_balance_date).map(|(a, d)| (d, a)));
-    Ok(burn(state.config.currency.code(), &months, &aws, &revenue, &state.config.finance.monthly_costs, balance, state.clock.now().date_naive()))
+    // Configured monthly costs win over those kept with the data (the demo keeps its company's).
+    let kept: Vec<tally_domain::MonthlyCost> = if state.config.finance.monthly_costs.is_empty() {
+        match state.store.document(tally_domain::MONTHLY_COSTS_DOCUMENT).await? {
+            Some((body, _)) => serde_json::from_str(&body).map_err(ApiError::internal)?,
+            None => Vec::new(),
+        }
+    } else {
+        state.config.finance.monthly_costs.clone()
+    };
+    Ok(burn(state.config.currency.code(), &months, &aws, &revenue, &kept, balance, state.clock.now().date_naive()))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -193,6 +193,16 @@ fn matrix() -> Vec<(Method, &'static str, Option<&'static str>, [u16; 4])> {
         (Method::POST, "/api/v1/revenue", Some(r#"{"month":"2026-10","tenant":"globex","amount":"49.00","currency":"USD"}"#), [201, 403, 403, 403]),
         (Method::POST, "/api/v1/cash-balances", Some(r#"{"as_of":"2026-11-01","amount":"150000.00"}"#), [201, 403, 403, 403]),
         (Method::POST, "/api/v1/allocations/2026-10", None, [200, 403, 403, 403]),
+        (Method::GET, "/charts/burn.svg", None, [200, 200, 200, 403]),
+        (Method::GET, "/charts/burn.png?month=2026-10&w=600&h=400", None, [200, 200, 200, 403]),
+        (Method::GET, "/charts/tenants.png?month=2026-10", None, [200, 200, 200, 200]),
+        (Method::GET, "/charts/daily.svg?from=2026-10-01&to=2026-11-01", None, [200, 200, 200, 200]),
+        (Method::GET, "/charts/tenant.svg?tenant=acme", None, [200, 200, 200, 200]),
+        (Method::GET, "/charts/tenant.png?tenant=globex", None, [200, 200, 200, 404]),
+        (Method::GET, "/charts/savings.svg", None, [200, 200, 200, 403]),
+        (Method::GET, "/charts/burn.gif", None, [404, 404, 404, 404]),
+        (Method::GET, "/charts/pie.svg", None, [404, 404, 404, 404]),
+        (Method::GET, "/charts/tenants.svg?w=10", None, [400, 400, 400, 400]),
         (Method::GET, "/metrics", None, [200, 200, 200, 403]),
         (Method::GET, "/api/openapi.json", None, [200, 200, 200, 200]),
     ]
@@ -351,7 +361,10 @@ async fn the_openapi_document_covers_every_route() {
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     let paths = doc["paths"].as_object().unwrap();
     for (_, uri, _, _) in matrix() {
-        let path = uri.split('?').next().unwrap().replace("/acme", "/{tenant}").replace("/globex", "/{tenant}").replace("/2026-10", "/{month}");
+        let mut path = uri.split('?').next().unwrap().replace("/acme", "/{tenant}").replace("/globex", "/{tenant}").replace("/2026-10", "/{month}");
+        if path.starts_with("/charts/") {
+            path = "/charts/{file}".into();
+        }
         if path == "/api/openapi.json" {
             continue;
         }
@@ -360,4 +373,25 @@ async fn the_openapi_document_covers_every_route() {
     for code in tally_api::ERROR_CODES {
         assert!(doc["info"]["description"].as_str().unwrap().contains(code.0));
     }
+}
+
+#[tokio::test]
+async fn charts_are_images_of_the_reports_figures() {
+    let app = spawn_app(1_000_000).await;
+    let png = app.get("/charts/tenants.png?month=2026-10&w=800&h=400", Some("viewer")).await;
+    assert_eq!(png.headers["content-type"], "image/png");
+    assert_eq!(&png.body[..8], b"\x89PNG\r\n\x1a\n");
+    let svg = app.get("/charts/tenants.svg?month=2026-10", Some("viewer")).await;
+    assert_eq!(svg.headers["content-type"], "image/svg+xml");
+    let text = String::from_utf8(svg.body).unwrap();
+    assert!(text.starts_with("<svg"), "{}", &text[..100]);
+    // The tenants by name, their exact totals, the pools in the legend.
+    for want in ["Acme", "=Globex", "$7.50", "$5.00", "load_balancer", "shared", "DejaVu Sans"] {
+        assert!(text.contains(want), "{want} is not in the SVG");
+    }
+    let tenant_view = String::from_utf8(app.get("/charts/tenants.svg?month=2026-10", Some("tenant")).await.body).unwrap();
+    assert!(tenant_view.contains("Acme") && !tenant_view.contains("Globex"), "a tenant's chart shows only itself");
+    let font = app.get("/static/DejaVuSans.ttf", None).await;
+    assert_eq!(font.status, StatusCode::OK);
+    assert_eq!(font.headers["content-type"], "font/ttf");
 }

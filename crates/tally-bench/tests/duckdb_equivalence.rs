@@ -8,7 +8,7 @@ use std::process::Command;
 use tally_domain::{AllocationConfig, Month};
 
 fn data() -> (PathBuf, PathBuf) {
-    let dir = std::env::var_os("TALLY_BENCH_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/tally/bench")).join("M");
+    let dir = std::env::var_os("BENCH_TALLY_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/tally/bench")).join("M");
     let marker = dir.join("generated.txt");
     if !marker.exists() {
         let _ = std::fs::remove_dir_all(&dir);

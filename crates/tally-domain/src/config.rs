@@ -122,6 +122,10 @@ impl Default for FinanceConfig {
     }
 }
 
+/// Where monthly costs kept with the data live (the demo keeps its company's);
+/// configured `finance.monthly_costs` win over them.
+pub const MONTHLY_COSTS_DOCUMENT: &str = "finance:monthly_costs";
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MonthlyCost {

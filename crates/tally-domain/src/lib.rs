@@ -30,7 +30,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
     AllocationConfig, CloudWatchConfig, CloudWatchQuery, CollectorsConfig, Config, ConfigError,
     CostExplorerConfig, DatabaseConfig, FinanceConfig, IdlePolicy, InstanceCapacity, MonthlyCost,
-    PoolMethod, PoolRule, PostgresCollectorConfig, RedisCollectorConfig, SavingsConfig, ScheduleConfig,
+    PoolMethod, PoolRule, PostgresCollectorConfig, RedisCollectorConfig, SavingsConfig, ScheduleConfig, MONTHLY_COSTS_DOCUMENT,
     ServerConfig, SharedPolicy, TenantConfig,
 };
 pub use cost::{CostLine, CostSource, LineType};

@@ -82,6 +82,16 @@ pub async fn load_demo(app: &App, opts: &DemoOptions, progress: &dyn Progress) -
             .add_cash_balance(&NewCashBalance { as_of, amount: Money::parse("480000.00", Currency::USD).expect("literal"), note: Some("demo opening balance".into()) })
             .await?;
     }
+    crate::keep_configured_monthly_costs(app).await?;
+    if app.config.finance.monthly_costs.is_empty() && app.store.document(tally_domain::MONTHLY_COSTS_DOCUMENT).await?.is_none() {
+        // The reference company's costs besides AWS: a small team and its tools.
+        let costs = vec![
+            tally_domain::MonthlyCost { name: "Payroll".into(), amount: rust_decimal::Decimal::from(42_000) },
+            tally_domain::MonthlyCost { name: "Tools and services".into(), amount: rust_decimal::Decimal::from(1_800) },
+        ];
+        let body = serde_json::to_string(&costs).map_err(|e| JobError::Failed(e.to_string()))?;
+        app.store.put_document(tally_domain::MONTHLY_COSTS_DOCUMENT, &body, app.clock.now()).await?;
+    }
     progress.stage("allocating", months.len() as u64);
     for m in &months {
         allocate::allocate_month(app, *m).await?;

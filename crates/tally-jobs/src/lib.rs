@@ -66,3 +66,19 @@ pub type Result<T, E = JobError> = std::result::Result<T, E>;
 pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f).await.map_err(|e| JobError::Failed(format!("worker thread failed: {e}")))?
 }
+
+/// Keeps the configured costs besides AWS (`finance.monthly_costs`) with the
+/// data, so that SQL tools reading the database (the Grafana views) count the
+/// same burn as the API. Nothing is written when none are configured: the
+/// costs already kept (the demo's, say) stay. Returns whether it wrote.
+pub async fn keep_configured_monthly_costs(app: &App) -> Result<bool> {
+    if app.config.finance.monthly_costs.is_empty() {
+        return Ok(false);
+    }
+    let body = serde_json::to_string(&app.config.finance.monthly_costs).map_err(|e| JobError::Failed(e.to_string()))?;
+    if app.store.document(tally_domain::MONTHLY_COSTS_DOCUMENT).await?.is_some_and(|(kept, _)| kept == body) {
+        return Ok(false);
+    }
+    app.store.put_document(tally_domain::MONTHLY_COSTS_DOCUMENT, &body, app.clock.now()).await?;
+    Ok(true)
+}

@@ -8,11 +8,14 @@
 //!   report's total equals the bill to the cent.
 //! - Exports are safe to open in a spreadsheet: text cells that could start
 //!   a formula are neutralised, numbers stay numbers.
+//! - Charts take these reports' figures and draw them; amounts written on a
+//!   chart come from the exact figures, never from the drawing's floats.
 //!
 //! Entry points: [`costs`], [`tenant`], [`burn`], [`reconciliation`],
-//! [`export`].
+//! [`export`], [`charts`].
 
 pub mod burn;
+pub mod charts;
 pub mod costs;
 pub mod export;
 pub mod focus;

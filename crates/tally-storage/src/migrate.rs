@@ -22,12 +22,14 @@ pub(crate) const SQLITE: &[Migration] = &[
     Migration { version: 1, name: "init", sql: include_str!("../../../sql/sqlite/0001_init.sql") },
     Migration { version: 2, name: "provider", sql: include_str!("../../../sql/sqlite/0002_provider.sql") },
     Migration { version: 3, name: "monthly_index", sql: include_str!("../../../sql/sqlite/0003_monthly_index.sql") },
+    Migration { version: 4, name: "report_views", sql: include_str!("../../../sql/sqlite/0004_report_views.sql") },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
     Migration { version: 1, name: "init", sql: include_str!("../../../sql/postgres/0001_init.sql") },
     Migration { version: 2, name: "provider", sql: include_str!("../../../sql/postgres/0002_provider.sql") },
     Migration { version: 3, name: "monthly_index", sql: include_str!("../../../sql/postgres/0003_monthly_index.sql") },
+    Migration { version: 4, name: "report_views", sql: include_str!("../../../sql/postgres/0004_report_views.sql") },
 ];
 
 pub(crate) const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS _tally_migrations (

@@ -16,6 +16,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+
+pub mod browser;
 use rand::Rng;
 
 /// The workspace root (where `Cargo.toml` with `[workspace]` lives).
@@ -28,16 +30,16 @@ pub fn workspace_root() -> PathBuf {
     dir.ancestors().nth(2).expect("crates/<name> sits two levels down").to_path_buf()
 }
 
-/// `../shared/data` beside the checkout, or `TALLY_SHARED_DATA`.
+/// `../shared/data` beside the checkout, or `TEST_TALLY_SHARED_DATA`.
 pub fn shared_data() -> PathBuf {
-    std::env::var_os("TALLY_SHARED_DATA")
+    std::env::var_os("TEST_TALLY_SHARED_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("../shared/data"))
 }
 
 /// The PostgreSQL server the tests use, without a database name.
 pub fn postgres_server_url() -> String {
-    std::env::var("TALLY_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+    std::env::var("TEST_TALLY_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
 }
 
 /// The server URL with a database name appended.
@@ -47,7 +49,7 @@ pub fn postgres_url(database: &str) -> String {
 
 /// The Redis server the tests use.
 pub fn redis_url() -> String {
-    std::env::var("TALLY_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+    std::env::var("TEST_TALLY_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
 /// A fresh name for a test database or key prefix: `prefix_<16 hex>`.
@@ -63,13 +65,27 @@ pub fn free_port() -> u16 {
 
 /// Where the Python tools are installed (`.ci/run` creates them).
 pub fn venv(name: &str) -> PathBuf {
-    std::env::var_os("TALLY_VENVS")
+    std::env::var_os("TEST_TALLY_VENVS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
             home.join(".cache/tally/venv")
         })
         .join(name)
+}
+
+/// A command for a Tally binary that does not inherit the caller's Tally
+/// settings: every `TALLY_*` variable and `DATABASE_URL` are removed, so the
+/// configuration a test passes is the only one (a stray variable in the
+/// developer's or CI's environment would otherwise be read as a config key).
+pub fn tally_command(bin: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = Command::new(bin);
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(|k| k.starts_with("TALLY_") || k == "DATABASE_URL") {
+            c.env_remove(key);
+        }
+    }
+    c
 }
 
 /// A server process started by a test; killed (by its PID) when dropped.
@@ -174,7 +190,38 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Result<String> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
-    let mut body = String::new();
-    s.read_to_string(&mut body)?;
-    Ok(body)
+    // Some servers (Chromium's DevTools) keep the connection open despite
+    // `Connection: close`: read the headers, then as many bytes as they announce.
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    let header_end = loop {
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            return Ok(String::from_utf8_lossy(&raw).into_owned());
+        }
+        raw.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&raw[..header_end]).into_owned();
+    let length = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok()).flatten()
+    });
+    match length {
+        Some(len) => {
+            while raw.len() < header_end + len {
+                let n = s.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                raw.extend_from_slice(&buf[..n]);
+            }
+        }
+        None => {
+            s.read_to_end(&mut raw)?;
+        }
+    }
+    Ok(String::from_utf8_lossy(&raw).into_owned())
 }

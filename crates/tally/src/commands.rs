@@ -432,6 +432,7 @@ async fn serve_until_shutdown(app: &App, listener: tokio::net::TcpListener) -> R
 async fn serve(app: App, listen: Option<std::net::SocketAddr>, no_scheduler: bool) -> Result<ExitCode> {
     let listen = listen.unwrap_or(app.config.server.listen);
     let listener = bind(listen).await?;
+    tally_jobs::keep_configured_monthly_costs(&app).await?;
     println!("Tally is serving on {}", public_base(&app, listen));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let scheduler = if no_scheduler {

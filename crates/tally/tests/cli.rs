@@ -5,8 +5,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn tally(data: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tally"));
-    c.arg("--data-dir").arg(data).env_remove("DATABASE_URL").env_remove("TALLY_CONFIG").env("TALLY_LOG", "warn");
+    let mut c = tally_test_support::tally_command(env!("CARGO_BIN_EXE_tally"));
+    c.arg("--data-dir").arg(data).env("TALLY_LOG", "warn");
     c
 }
 

@@ -1,0 +1,6 @@
+-- The reporting views of PostgreSQL's 0004 (report_monthly_burn and the rest,
+-- which dashboards/*.json query from Grafana) are not created on SQLite:
+-- Grafana has no built-in SQLite data source, and SQLite keeps money as TEXT,
+-- so a view summing it would add in floating point and could be a cent off.
+-- The API, the CLI and the dashboard compute the same reports exactly on both
+-- backends. This migration exists so both backends carry the same versions.
