@@ -61,4 +61,10 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 
 log "running the tests"
-exec cargo test --workspace --no-fail-fast "$@"
+status=0
+cargo test --workspace --no-fail-fast "$@" || status=$?
+shots="${CARGO_TARGET_DIR:-target}/tmp/screenshots"
+if [ -d "$shots" ]; then
+  log "dashboard screenshots from the browser test: $(cd "$shots" && pwd) ($(ls "$shots" | wc -l) files)"
+fi
+exit "$status"

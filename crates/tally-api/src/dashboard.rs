@@ -41,7 +41,7 @@ main{max-width:1200px;margin:0 auto;padding:1rem}h1{font-size:1.4rem;margin:.4re
 .card .v{font-size:1.45rem;font-weight:bold;margin-top:.2rem}.card .s{color:var(--muted);font-size:.85rem}
 .bad{color:var(--bad)}.good{color:var(--good)}.warn{color:var(--warn)}
 .table{overflow-x:auto;background:var(--card);border:1px solid var(--line);border-radius:8px}
-table{border-collapse:collapse;width:100%}th,td{padding:.45rem .6rem;border-bottom:1px solid var(--line);text-align:left;white-space:nowrap}
+table{border-collapse:collapse;width:100%}th,td{padding:.45rem .6rem;border-bottom:1px solid var(--line);text-align:left;white-space:nowrap}th{white-space:normal;vertical-align:bottom}
 th a{color:inherit}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}tr.below{background:#fff4f4}
 .chart{margin:.75rem 0}.chart img{display:block;width:100%;height:auto;background:#fff;border:1px solid var(--line);border-radius:8px}
 .tabs a{display:inline-block;padding:.3rem .7rem;margin:.1rem;border:1px solid var(--line);border-radius:6px;background:#fff;text-decoration:none;color:var(--accent)}.tabs a.on{background:var(--accent);color:#fff}

@@ -693,7 +693,7 @@ impl Chart for SavingsCurves<'_> {
         chart
             .draw_series(LineSeries::new(od_line, INK.stroke_width(3)))
             .map_err(draw_err)?
-            .label(format!("On demand: {} a month", money_text(od, cur)))
+            .label(format!("Same capacity on demand: {} a month", money_text(od, cur)))
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], INK.stroke_width(3)));
         for (i, (payment, (up, rec, _))) in flows.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];

@@ -51,6 +51,8 @@ fn start_demo(data: &Path) -> (Child, String, String) {
 
 fn screenshots() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    // Only this run's pages: an earlier run's pictures would pass for today's.
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
