@@ -41,7 +41,7 @@ main{max-width:1200px;margin:0 auto;padding:1rem}h1{font-size:1.4rem;margin:.4re
 .card .v{font-size:1.45rem;font-weight:bold;margin-top:.2rem}.card .s{color:var(--muted);font-size:.85rem}
 .bad{color:var(--bad)}.good{color:var(--good)}.warn{color:var(--warn)}
 .table{overflow-x:auto;background:var(--card);border:1px solid var(--line);border-radius:8px}
-table{border-collapse:collapse;width:100%}th,td{padding:.45rem .6rem;border-bottom:1px solid var(--line);text-align:left;white-space:nowrap}th{white-space:normal;vertical-align:bottom}
+table{border-collapse:collapse;width:100%}th,td{padding:.45rem .6rem;border-bottom:1px solid var(--line);text-align:left;white-space:nowrap}th{white-space:normal;vertical-align:bottom}td.wrap{white-space:normal;min-width:11em}
 th a{color:inherit}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}tr.below{background:#fff4f4}
 .chart{margin:.75rem 0}.chart img{display:block;width:100%;height:auto;background:#fff;border:1px solid var(--line);border-radius:8px}
 .tabs a{display:inline-block;padding:.3rem .7rem;margin:.1rem;border:1px solid var(--line);border-radius:6px;background:#fff;text-decoration:none;color:var(--accent)}.tabs a.on{background:var(--accent);color:#fff}
@@ -453,11 +453,11 @@ async fn savings_page(State(state): State<ApiState>, who: Result<Principal, ApiE
         (chart("savings", &format!("lookback={lookback}&term={term}"), "Cumulative cost of each payment option against staying on demand, with break-even points"))
         h2 { "What to reserve: " (term) " " (payment.label()) }
         div.table { table {
-            tr { th { "Family" } th { "Counted as" } th.n { "Running min / mean / max" } th.n { "Baseline" } th.n { "Reserved" } th.n { "Buy" } th.n { "Upfront" } th.n { "Monthly fee" } th.n { "Saves / month" } th.n { "Saves" } th { "Pays back" } th.n { "Utilization" } th.n { "Coverage" } }
+            tr { th { "Family" } th.n { "Running (min / mean / max)" } th.n { "Baseline" } th.n { "Reserved" } th.n { "Buy" } th.n { "Upfront" } th.n { "Monthly fee" } th.n { "Saves / month" } th.n { "Saves" } th { "Pays back" } th.n { "Utilization" } th.n { "Coverage" } }
             @for f in &p.families {
                 @if let Some(o) = f.options.iter().find(|o| o.term == term && o.payment == payment) {
                     tr {
-                        td { (f.service) " " (f.family) " " (f.variant) } td { (f.instance_type) }
+                        td.wrap { (f.service) " " (f.family) " " (f.variant) br; span.note { "counted as " (f.instance_type) } }
                         td.n { (f.profile.min.normalize()) " / " (f.profile.mean.round_dp(2).normalize()) " / " (f.profile.max.normalize()) }
                         td.n { (f.profile.baseline.normalize()) } td.n { (f.existing.count.normalize()) } td.n { strong { (o.count) } }
                         td.n { (money(o.upfront, &cur)) } td.n { (money(o.recurring_monthly, &cur)) } td.n.good { (money(o.monthly_savings, &cur)) } td.n { (pct(o.savings_share)) }
