@@ -100,25 +100,7 @@ fn chart(name: &str, query: &str, alt: &str) -> Markup {
 
 /// `$1,234.56`, with the sign before the symbol.
 pub(crate) fn money(d: Decimal, currency: &str) -> String {
-    let rounded = d.round_dp(2);
-    let neg = rounded.is_sign_negative() && !rounded.is_zero();
-    let text = format!("{:.2}", rounded.abs());
-    let (int, frac) = text.split_once('.').unwrap_or((&text, "00"));
-    let mut grouped = String::new();
-    for (i, c) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    let symbol = match currency {
-        "USD" => "$",
-        "EUR" => "€",
-        "GBP" => "£",
-        _ => "",
-    };
-    let sign = if neg { "-" } else { "" };
-    if symbol.is_empty() { format!("{sign}{grouped}.{frac} {currency}") } else { format!("{sign}{symbol}{grouped}.{frac}") }
+    tally_domain::format_amount(d, currency, 2)
 }
 
 fn percent(p: Option<Decimal>) -> String {

@@ -35,7 +35,7 @@ pub use config::{
 };
 pub use cost::{CostLine, CostSource, LineType};
 pub use error::ValidationError;
-pub use money::{Currency, CurrencyMismatch, Money};
+pub use money::{currency_symbol, format_amount, Currency, CurrencyMismatch, Money};
 pub use period::{Granularity, Month, Period};
 pub use ports::{AllocationOutcome, AllocationTrigger, JobOutcome, JobRun};
 pub use revenue::RevenueEntry;

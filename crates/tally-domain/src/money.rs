@@ -163,10 +163,55 @@ impl fmt::Display for Money {
     }
 }
 
+/// An amount as people read it on a page or a chart: rounded half away from
+/// zero to `dp` decimals, thousands grouped, the symbol in front for USD, EUR
+/// and GBP (`-$1,234.56`) and the code after for other currencies (`1,234 JPY`).
+pub fn format_amount(amount: Decimal, currency: &str, dp: u32) -> String {
+    let r = amount.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero);
+    let sign = if r.is_sign_negative() && !r.is_zero() { "-" } else { "" };
+    let text = format!("{:.*}", dp as usize, r.abs());
+    let (int, frac) = text.split_once('.').map_or((text.as_str(), None), |(i, f)| (i, Some(f)));
+    let mut grouped = String::with_capacity(int.len() + int.len() / 3 + 4);
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    if let Some(frac) = frac {
+        grouped.push('.');
+        grouped.push_str(frac);
+    }
+    match currency_symbol(currency) {
+        "" => format!("{sign}{grouped} {currency}"),
+        symbol => format!("{sign}{symbol}{grouped}"),
+    }
+}
+
+/// `$`, `€` or `£`; empty for currencies written by their code.
+pub fn currency_symbol(currency: &str) -> &'static str {
+    match currency {
+        "USD" => "$",
+        "EUR" => "€",
+        "GBP" => "£",
+        _ => "",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rust_decimal_macros_free::dec;
+
+    #[test]
+    fn amounts_for_people_are_grouped_signed_before_the_symbol_and_rounded_half_away_from_zero() {
+        assert_eq!(format_amount(dec("1234567.891"), "USD", 2), "$1,234,567.89");
+        assert_eq!(format_amount(dec("-42.5"), "USD", 0), "-$43");
+        assert_eq!(format_amount(dec("-0.001"), "USD", 2), "$0.00");
+        assert_eq!(format_amount(dec("999.995"), "EUR", 2), "€1,000.00");
+        assert_eq!(format_amount(dec("1500"), "JPY", 0), "1,500 JPY");
+        assert_eq!(format_amount(dec("12"), "GBP", 2), "£12.00");
+    }
 
     /// `rust_decimal_macros` would be one more dependency for tests only.
     mod rust_decimal_macros_free {

@@ -14,7 +14,7 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
-use tally_domain::Month;
+use tally_domain::{currency_symbol, format_amount, Month};
 use tally_savings::{Payment, SavingsReport, Term};
 
 use crate::burn::BurnReport;
@@ -150,18 +150,9 @@ fn f(d: Decimal) -> f64 {
     d.to_f64().unwrap_or(0.0)
 }
 
-fn symbol(currency: &str) -> &'static str {
-    match currency {
-        "USD" => "$",
-        "EUR" => "€",
-        "GBP" => "£",
-        _ => "",
-    }
-}
-
 /// Axis labels: `$1.2k`, `$450`, `-$300`.
 fn axis_money(v: f64, currency: &str) -> String {
-    let s = symbol(currency);
+    let s = currency_symbol(currency);
     let sign = if v < 0.0 { "-" } else { "" };
     let a = v.abs();
     let body = if a >= 1_000_000.0 {
@@ -184,20 +175,7 @@ fn axis_money(v: f64, currency: &str) -> String {
 
 /// Exact amounts in text: `$1,234.56`.
 pub fn money_text(d: Decimal, currency: &str) -> String {
-    let r = d.round_dp(2);
-    let neg = r.is_sign_negative() && !r.is_zero();
-    let text = format!("{:.2}", r.abs());
-    let (int, frac) = text.split_once('.').unwrap_or((&text, "00"));
-    let mut grouped = String::new();
-    for (i, c) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    let s = symbol(currency);
-    let sign = if neg { "-" } else { "" };
-    if s.is_empty() { format!("{sign}{grouped}.{frac} {currency}") } else { format!("{sign}{s}{grouped}.{frac}") }
+    format_amount(d, currency, 2)
 }
 
 fn font(size: Size, px: f64) -> FontDesc<'static> {
@@ -623,7 +601,7 @@ impl Chart for TenantTrend<'_> {
             bottom.draw_series(unit.iter().map(|p| Circle::new(*p, 5, PALETTE[0].filled()))).map_err(draw_err)?;
             bottom
                 .draw_series(self.months.iter().enumerate().filter_map(|(i, m)| {
-                    m.per_1000_requests.map(|u| Text::new(format!("{}{}", symbol(cur), u.round_dp(4)), (i as f64 + 0.04, f(u)), font(size, 12.0).color(&INK)))
+                    m.per_1000_requests.map(|u| Text::new(format!("{}{}", currency_symbol(cur), u.round_dp(4)), (i as f64 + 0.04, f(u)), font(size, 12.0).color(&INK)))
                 }))
                 .map_err(draw_err)?;
         }

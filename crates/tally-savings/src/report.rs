@@ -51,16 +51,7 @@ pub struct SavingsReport {
 }
 
 fn money(x: Decimal) -> String {
-    let r = x.round_dp(0);
-    let s = r.abs().to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    format!("{}${out}", if r.is_sign_negative() { "-" } else { "" })
+    tally_domain::format_amount(x, "USD", 0)
 }
 
 fn pct(x: Decimal) -> String {

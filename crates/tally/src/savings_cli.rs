@@ -12,18 +12,7 @@ use crate::output::table;
 
 /// `$1,234.56`.
 pub fn usd(x: Decimal) -> String {
-    let r = x.round_dp(2);
-    let neg = r.is_sign_negative();
-    let s = format!("{:.2}", r.abs());
-    let (int, frac) = s.split_once('.').unwrap_or((&s, "00"));
-    let mut grouped = String::new();
-    for (i, c) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    format!("{}${grouped}.{frac}", if neg { "-" } else { "" })
+    tally_domain::format_amount(x, "USD", 2)
 }
 
 fn pct(x: Decimal) -> String {
