@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{Duration, NaiveDate};
 use rust_decimal::Decimal;
 use tally_domain::Month;
-use tally_reports::charts::{render, BurnChart, DailyAreas, Format, SavingsCurves, Size, StackPart, StackedBars, TenantMonth, TenantTrend};
+use tally_reports::charts::{render, BurnChart, ChartError, DailyAreas, Format, SavingsCurves, Size, StackPart, StackedBars, TenantMonth, TenantTrend};
 use tally_storage::AllocationFilter;
 
 use crate::auth::Principal;
@@ -67,7 +67,7 @@ pub async fn chart(State(state): State<ApiState>, who: Principal, Path(file): Pa
             who.require_company()?;
             q.only(&["month", "from", "to", "w", "h"])?;
             let report = build_burn(&state, &q).await?;
-            render(&BurnChart { report: &report }, format, size)
+            draw(move || render(&BurnChart { report: &report }, format, size)).await?
         }
         "tenants" => {
             q.only(&["month", "top", "w", "h"])?;
@@ -84,7 +84,8 @@ pub async fn chart(State(state): State<ApiState>, who: Principal, Path(file): Pa
                 .map(|r| StackPart { label: names.get(r.allocatee.as_str()).cloned().unwrap_or_else(|| r.allocatee.to_string()), series: r.pool.to_string(), value: r.unblended })
                 .collect();
             let title = format!("Cost by tenant in {}, by pool", month.long_name());
-            render(&StackedBars { title, currency: &cur, parts: &parts, top: top(&q)? }, format, size)
+            let top = top(&q)?;
+            draw(move || render(&StackedBars { title, currency: &cur, parts: &parts, top }, format, size)).await?
         }
         "daily" => {
             q.only(&["from", "to", "top", "w", "h"])?;
@@ -109,7 +110,7 @@ pub async fn chart(State(state): State<ApiState>, who: Principal, Path(file): Pa
             let points: Vec<(NaiveDate, String, Decimal)> = rows.iter().filter_map(|r| r.day.map(|d| (d, r.service.clone(), r.unblended))).collect();
             let title = format!("Daily cost by service, {} to {}", from.format("%-d %b %Y"), (to - Duration::days(1)).format("%-d %b %Y"));
             let top = q.parse::<usize>("top", "a number of services")?.unwrap_or(6).clamp(1, 20);
-            render(&DailyAreas { title, currency: &cur, points: &points, top }, format, size)
+            draw(move || render(&DailyAreas { title, currency: &cur, points: &points, top }, format, size)).await?
         }
         "tenant" => {
             q.only(&["tenant", "from", "to", "w", "h"])?;
@@ -128,7 +129,7 @@ pub async fn chart(State(state): State<ApiState>, who: Principal, Path(file): Pa
                 let r = build_tenant_report(&state, &t, &Span { from: m, to: m, from_day: None, to_day: None }).await?;
                 months.push(TenantMonth { month: m, cost: r.cost, revenue: r.revenue, margin_percent: r.gross_margin_percent, per_1000_requests: r.unit_costs.per_1000_requests });
             }
-            render(&TenantTrend { name: &t.display_name, currency: &cur, months: &months }, format, size)
+            draw(move || render(&TenantTrend { name: &t.display_name, currency: &cur, months: &months }, format, size)).await?
         }
         "savings" => {
             who.require_company()?;
@@ -142,12 +143,17 @@ pub async fn chart(State(state): State<ApiState>, who: Principal, Path(file): Pa
                 sq.0.insert("lookback".into(), l.to_owned());
             }
             let report = stored_savings(&state, &sq).await?;
-            render(&SavingsCurves { report: &report, term, currency: &cur }, format, size)
+            draw(move || render(&SavingsCurves { report: &report, term, currency: &cur }, format, size)).await?
         }
         _ => return Err(ApiError::NotFound(format!("no chart {name:?}: one of {}", NAMES.join(", ")))),
-    }
-    .map_err(ApiError::internal)?;
+    };
     Ok(([(header::CONTENT_TYPE, format.content_type()), (header::CACHE_CONTROL, "private, max-age=60")], bytes).into_response())
+}
+
+/// Drawing (PNG encoding above all) takes milliseconds of CPU: off the async
+/// workers, so that other requests are not held up behind it.
+async fn draw(f: impl FnOnce() -> Result<Vec<u8>, ChartError> + Send + 'static) -> ApiResult<Vec<u8>> {
+    tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)?.map_err(ApiError::internal)
 }
 
 /// The bundled font, for SVG charts opened on their own.
