@@ -348,6 +348,9 @@ async fn finance(State(state): State<ApiState>, who: Result<Principal, ApiError>
                 }
             }
         } }
+        @if !recs.is_empty() && recs.iter().all(|r| r.unallocated.is_empty()) {
+            p.note { "Nothing is unallocated in any month: every billed dollar went to a tenant, or to idle or shared capacity where the allocation policy keeps it." }
+        }
         @for rec in recs.iter().filter(|r| !r.unallocated.is_empty()) {
             h2 { "Unallocated in " (rec.month) }
             div.table { table {
