@@ -32,7 +32,7 @@ pub(crate) fn routes() -> Router<ApiState> {
 
 const STYLE: &str = r#"
 :root{--ink:#1b2430;--muted:#5b6675;--line:#dde3ea;--bg:#f6f8fa;--card:#fff;--accent:#1f6feb;--bad:#c62828;--good:#2e7d32;--warn:#b26a00}
-*{box-sizing:border-box}body{margin:0;font:15px/1.45 "DejaVu Sans",system-ui,sans-serif;color:var(--ink);background:var(--bg)}
+*{box-sizing:border-box}html{-webkit-text-size-adjust:100%;text-size-adjust:100%}body{margin:0;font:15px/1.45 "DejaVu Sans",system-ui,sans-serif;color:var(--ink);background:var(--bg)}
 header{background:#0f1b2d;color:#fff;padding:.6rem 1rem;display:flex;flex-wrap:wrap;gap:.25rem 1.2rem;align-items:center}
 header a{color:#cfe0ff;text-decoration:none}header a.on{color:#fff;font-weight:bold;border-bottom:2px solid #fff}header .brand{font-weight:bold;color:#fff;margin-right:1rem}
 main{max-width:1200px;margin:0 auto;padding:1rem}h1{font-size:1.4rem;margin:.4rem 0 1rem}h2{font-size:1.1rem;margin:1.5rem 0 .6rem}

@@ -67,10 +67,20 @@ impl Size {
         Ok(Self { width, height })
     }
 
-    /// Text grows a little on small charts so that a phone can read them.
+    /// Text sized for a chart `base` px would suit at 1200 px wide. A small
+    /// chart is shown shrunk to a phone's width (a 640 px image in about 360
+    /// CSS px), so its text grows to stay readable there; a large one grows a little.
+    /// How many value labels an axis `share` of the chart's height tall can
+    /// hold without crowding at this size's text.
+    fn value_labels(self, share: f64) -> usize {
+        let tall = f64::from(self.height) * share;
+        ((tall / (self.text(13.0) * 2.6)) as usize).clamp(3, 10)
+    }
+
     fn text(self, base: f64) -> f64 {
-        let scale = (f64::from(self.width) / 1200.0).clamp(0.55, 1.5);
-        (base * scale.powf(0.35)).round()
+        let w = f64::from(self.width);
+        let factor = if w >= 1200.0 { (w / 1200.0).min(1.5).powf(0.35) } else { (1200.0 / w).min(2.0).powf(0.6) };
+        (base * factor).round()
     }
 }
 
@@ -182,8 +192,19 @@ fn font(size: Size, px: f64) -> FontDesc<'static> {
     FontDesc::new(FontFamily::Name(FAMILY), size.text(px), FontStyle::Normal)
 }
 
-fn bold(size: Size, px: f64) -> FontDesc<'static> {
-    FontDesc::new(FontFamily::Name(FAMILY), size.text(px), FontStyle::Bold)
+/// The title's font: bold at `px`, smaller where needed so that the whole
+/// title fits the chart's width (a phone's chart is narrow).
+fn title_font(size: Size, px: f64, title: &str) -> FontDesc<'static> {
+    let room = f64::from(size.width.saturating_sub(24));
+    let mut pt = size.text(px);
+    loop {
+        let font = FontDesc::new(FontFamily::Name(FAMILY), pt, FontStyle::Bold);
+        let fits = font.box_size(title).map_or(true, |(w, _)| f64::from(w) <= room);
+        if fits || pt <= 9.0 {
+            return font;
+        }
+        pt -= 1.0;
+    }
 }
 
 /// A range with room above the largest value and below the smallest (and 0 in it).
@@ -206,7 +227,7 @@ fn legend_box(c: RGBColor) -> impl Fn((i32, i32)) -> Rectangle<(i32, i32)> {
 
 fn empty<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, size: Size, title: &str, message: &str) -> Result<(), ChartError> {
     root.fill(&WHITE).map_err(draw_err)?;
-    root.draw(&Text::new(title.to_owned(), (20, 16), bold(size, 20.0).color(&INK))).map_err(draw_err)?;
+    root.draw(&Text::new(title.to_owned(), (20, 16), title_font(size, 20.0, title).color(&INK))).map_err(draw_err)?;
     root.draw(&Text::new(message.to_owned(), (20, 60), font(size, 15.0).color(&MUTED))).map_err(draw_err)?;
     Ok(())
 }
@@ -240,8 +261,10 @@ impl Chart for BurnChart<'_> {
             },
             None => "Runway: no cash balance set".to_owned(),
         };
+        // On a phone the page's heading already says what the chart is: keep the runway.
+        let caption = if size.width < 900 { runway } else { format!("{title} — {runway}") };
         let mut chart = ChartBuilder::on(root)
-            .caption(format!("{title} — {runway}"), bold(size, 19.0).color(&INK))
+            .caption(&caption, title_font(size, 19.0, &caption).color(&INK))
             .margin(14)
             .x_label_area_size(size.text(34.0) as u32)
             .y_label_area_size(size.text(72.0) as u32)
@@ -250,6 +273,7 @@ impl Chart for BurnChart<'_> {
         let labels: Vec<String> = r.months.iter().map(|m| if m.complete { m.month.to_string() } else { format!("{} (to date)", m.month) }).collect();
         chart
             .configure_mesh()
+            .y_labels(size.value_labels(0.75))
             .disable_x_mesh()
             .x_labels(n + 1)
             .x_label_formatter(&|x| {
@@ -361,7 +385,7 @@ impl Chart for StackedBars<'_> {
         root.fill(&WHITE).map_err(draw_err)?;
         let n = rows.len();
         let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, bold(size, 19.0).color(&INK))
+            .caption(&self.title, title_font(size, 19.0, &self.title).color(&INK))
             .margin(14)
             .x_label_area_size(size.text(30.0) as u32)
             .y_label_area_size(size.text(150.0) as u32)
@@ -465,7 +489,7 @@ impl Chart for DailyAreas<'_> {
         let (lo, hi) = span(top_layer.iter().copied().chain(v.iter().flatten().copied()));
         root.fill(&WHITE).map_err(draw_err)?;
         let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, bold(size, 19.0).color(&INK))
+            .caption(&self.title, title_font(size, 19.0, &self.title).color(&INK))
             .margin(14)
             .x_label_area_size(size.text(34.0) as u32)
             .y_label_area_size(size.text(64.0) as u32)
@@ -473,6 +497,7 @@ impl Chart for DailyAreas<'_> {
             .map_err(draw_err)?;
         chart
             .configure_mesh()
+            .y_labels(size.value_labels(0.75))
             .x_labels(8.min(n))
             .x_label_formatter(&|x| (first + chrono::Duration::days(x.round() as i64)).format("%-d %b").to_string())
             .y_label_formatter(&|y| axis_money(*y, cur))
@@ -533,7 +558,7 @@ impl Chart for TenantTrend<'_> {
         let (upper, lower) = root.split_vertically((f64::from(size.height) * 0.62) as u32);
         let (lo, hi) = span(self.months.iter().flat_map(|m| [f(m.cost), f(m.revenue)]));
         let mut top = ChartBuilder::on(&upper)
-            .caption(&title, bold(size, 18.0).color(&INK))
+            .caption(&title, title_font(size, 18.0, &title).color(&INK))
             .margin(12)
             .x_label_area_size(size.text(26.0) as u32)
             .y_label_area_size(size.text(72.0) as u32)
@@ -545,6 +570,7 @@ impl Chart for TenantTrend<'_> {
             if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() { labels[i as usize].clone() } else { String::new() }
         };
         top.configure_mesh()
+            .y_labels(size.value_labels(0.45))
             .disable_x_mesh()
             .x_labels(n + 1)
             .x_label_formatter(&fmt)
@@ -584,6 +610,7 @@ impl Chart for TenantTrend<'_> {
             .map_err(draw_err)?;
         bottom
             .configure_mesh()
+            .y_labels(size.value_labels(0.25))
             .disable_x_mesh()
             .x_labels(n + 1)
             .x_label_formatter(&fmt)
@@ -650,7 +677,7 @@ impl Chart for SavingsCurves<'_> {
         let hi = flows.iter().map(|(_, (u, r, _))| f(*u + *r * Decimal::from(months))).fold(f(od * Decimal::from(months)), f64::max) * 1.1;
         root.fill(&WHITE).map_err(draw_err)?;
         let mut chart = ChartBuilder::on(root)
-            .caption(&title, bold(size, 18.0).color(&INK))
+            .caption(&title, title_font(size, 18.0, &title).color(&INK))
             .margin(14)
             .x_label_area_size(size.text(34.0) as u32)
             .y_label_area_size(size.text(72.0) as u32)
@@ -658,6 +685,7 @@ impl Chart for SavingsCurves<'_> {
             .map_err(draw_err)?;
         chart
             .configure_mesh()
+            .y_labels(size.value_labels(0.75))
             .x_labels(if months > 12 { 13 } else { 7 })
             .x_label_formatter(&|x| format!("{}", x.round()))
             .x_desc("months after buying")

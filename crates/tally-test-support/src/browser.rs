@@ -39,6 +39,8 @@ pub struct Browser {
     next_id: u64,
     problems: Vec<Problem>,
     loaded: bool,
+    /// The emulated screen: width, height, phone.
+    screen: (u32, u32, bool),
     _profile: tempfile::TempDir,
 }
 
@@ -105,7 +107,7 @@ impl Browser {
         if let MaybeTlsStream::Plain(s) = ws.get_ref() {
             s.set_read_timeout(Some(Duration::from_secs(60)))?;
         }
-        let mut b = Self { child, ws, next_id: 0, problems: Vec::new(), loaded: false, _profile: profile };
+        let mut b = Self { child, ws, next_id: 0, problems: Vec::new(), loaded: false, screen: (800, 600, false), _profile: profile };
         for domain in ["Page.enable", "Runtime.enable", "Log.enable", "Network.enable"] {
             b.call(domain, json!({}))?;
         }
@@ -194,12 +196,23 @@ impl Browser {
     /// A desktop (`mobile = false`) or phone viewport.
     pub fn viewport(&mut self, width: u32, height: u32, mobile: bool) -> Result<()> {
         self.call("Emulation.setDeviceMetricsOverride", json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile }))?;
+        self.screen = (width, height, mobile);
         Ok(())
     }
 
     /// A screenshot of the whole page, written to `path` as PNG.
     pub fn screenshot(&mut self, path: &Path) -> Result<()> {
-        let r = self.call("Page.captureScreenshot", json!({ "format": "png", "captureBeyondViewport": true }))?;
+        // The screen is made as tall as the page for the capture: headless
+        // Chromium leaves parts of scrolling boxes unpainted when asked to
+        // capture beyond the viewport.
+        let (width, height, mobile) = self.screen;
+        let tall = self.eval("document.documentElement.scrollHeight")?.as_u64().unwrap_or(u64::from(height)).clamp(u64::from(height), 16_000) as u32;
+        self.call("Emulation.setDeviceMetricsOverride", json!({ "width": width, "height": tall, "deviceScaleFactor": 1, "mobile": mobile }))?;
+        // Let the resized page lay out and paint before it is captured.
+        self.eval("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(r, 100))))")?;
+        let shot = self.call("Page.captureScreenshot", json!({ "format": "png" }));
+        self.viewport(width, height, mobile)?;
+        let r = shot?;
         let data = r["data"].as_str().ok_or_else(|| anyhow!("no screenshot data"))?;
         use base64::Engine as _;
         let bytes = base64::engine::general_purpose::STANDARD.decode(data)?;
