@@ -251,8 +251,10 @@ impl Chart for BurnChart<'_> {
         root.fill(&WHITE).map_err(draw_err)?;
         let n = r.months.len();
         let (lo, hi) = span(r.months.iter().flat_map(|m| [f(m.total_costs), f(m.revenue), f(m.net_burn)]));
-        // Headroom for the legend above the bars.
-        let hi = hi + (hi - lo) * 0.22;
+        // Headroom for the legend (four lines) above the bars and their labels,
+        // whatever the size: it takes a larger share of a phone's chart.
+        let legend = (4.0 * size.text(13.0) * 1.5 + 16.0) / (f64::from(size.height) * 0.78);
+        let hi = hi + (hi - lo) * (legend / (1.0 - legend) + 0.08);
         let runway = match &r.runway {
             Some(rw) if rw.profitable => "Profitable: revenue covers the costs".to_owned(),
             Some(rw) => match (rw.months, rw.runs_out_on) {
