@@ -131,7 +131,12 @@ pub async fn refresh(app: &App) -> Result<usize> {
         for lookback in LOOKBACKS {
             let Some(report) = compute(app, lookback).await? else { continue };
             let s = report.projection.summary(tally_savings::Term::OneYear, tally_savings::Payment::NoUpfront);
-            detail.push(format!("{lookback} days: {} families, 1y no upfront saves {} a month", report.projection.families.len(), s.monthly_savings));
+            // AWS prices (the catalogue's) are in US dollars.
+            detail.push(format!(
+                "{lookback} days: {} families, 1y no upfront saves {} a month",
+                report.projection.families.len(),
+                tally_domain::format_amount(s.monthly_savings, "USD", 2)
+            ));
             let body = serde_json::to_string(&report).map_err(|e| JobError::Failed(e.to_string()))?;
             app.store.put_document(&report_doc(lookback), &body, app.clock.now()).await?;
             stored += 1;
