@@ -9,6 +9,7 @@
 use std::sync::Once;
 
 use chrono::NaiveDate;
+use plotters::chart::SeriesLabelStyle;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
@@ -183,6 +184,17 @@ fn axis_money(v: f64, currency: &str) -> String {
     if s.is_empty() { format!("{sign}{body} {currency}") } else { format!("{sign}{s}{body}") }
 }
 
+/// The series legend, in the same box on every chart.
+fn legend<'a, 'b, DB: DrawingBackend + 'a, CT: CoordTranslate>(mut labels: SeriesLabelStyle<'a, 'b, DB, CT>, position: SeriesLabelPosition, font: FontDesc<'static>) -> Result<(), ChartError> {
+    labels
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(221, 227, 234))
+        .label_font(font.color(&INK))
+        .draw()
+        .map_err(draw_err)
+}
+
 /// Exact amounts in text: `$1,234.56`.
 pub fn money_text(d: Decimal, currency: &str) -> String {
     format_amount(d, currency, 2)
@@ -253,8 +265,8 @@ impl Chart for BurnChart<'_> {
         let (lo, hi) = span(r.months.iter().flat_map(|m| [f(m.total_costs), f(m.revenue), f(m.net_burn)]));
         // Headroom for the legend (four lines) above the bars and their labels,
         // whatever the size: it takes a larger share of a phone's chart.
-        let legend = (4.0 * size.text(13.0) * 1.5 + 16.0) / (f64::from(size.height) * 0.78);
-        let hi = hi + (hi - lo) * (legend / (1.0 - legend) + 0.08);
+        let legend_share = (4.0 * size.text(13.0) * 1.5 + 16.0) / (f64::from(size.height) * 0.78);
+        let hi = hi + (hi - lo) * (legend_share / (1.0 - legend_share) + 0.08);
         let runway = match &r.runway {
             Some(rw) if rw.profitable => "Profitable: revenue covers the costs".to_owned(),
             Some(rw) => match (rw.months, rw.runs_out_on) {
@@ -314,14 +326,7 @@ impl Chart for BurnChart<'_> {
                 Text::new(money_text(m.net_burn, cur).split('.').next().unwrap_or_default().to_owned(), (i as f64 + 0.06, f(m.net_burn) + (hi - lo) * 0.06), font(size, 13.0).color(&INK))
             }))
             .map_err(draw_err)?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(221, 227, 234))
-            .label_font(font(size, 13.0).color(&INK))
-            .draw()
-            .map_err(draw_err)?;
+        legend(chart.configure_series_labels(), SeriesLabelPosition::UpperLeft, font(size, 13.0))?;
         Ok(())
     }
 }
@@ -429,14 +434,7 @@ impl Chart for StackedBars<'_> {
                 Text::new(label, (r.iter().filter(|v| **v > 0.0).sum::<f64>() + (hi - lo) * 0.005, (n - 1 - row) as f64 - 0.12), font(size, 12.0).color(&MUTED))
             }))
             .map_err(draw_err)?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(221, 227, 234))
-            .label_font(font(size, 12.0).color(&INK))
-            .draw()
-            .map_err(draw_err)?;
+        legend(chart.configure_series_labels(), SeriesLabelPosition::LowerRight, font(size, 12.0))?;
         Ok(())
     }
 }
@@ -516,14 +514,7 @@ impl Chart for DailyAreas<'_> {
                 .label(names[s].clone())
                 .legend(legend_box(color));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(221, 227, 234))
-            .label_font(font(size, 12.0).color(&INK))
-            .draw()
-            .map_err(draw_err)?;
+        legend(chart.configure_series_labels(), SeriesLabelPosition::UpperLeft, font(size, 12.0))?;
         Ok(())
     }
 }
@@ -595,13 +586,7 @@ impl Chart for TenantTrend<'_> {
             Text::new(text, (i as f64 - 0.3, f(m.cost.max(m.revenue)) + (hi - lo) * 0.04), font(size, 13.0).color(&color))
         }))
         .map_err(draw_err)?;
-        top.configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(221, 227, 234))
-            .label_font(font(size, 12.0).color(&INK))
-            .draw()
-            .map_err(draw_err)?;
+        legend(top.configure_series_labels(), SeriesLabelPosition::UpperRight, font(size, 12.0))?;
         let unit: Vec<(f64, f64)> = self.months.iter().enumerate().filter_map(|(i, m)| m.per_1000_requests.map(|u| (i as f64, f(u)))).collect();
         let (ulo, uhi) = span(unit.iter().map(|p| p.1));
         let mut bottom = ChartBuilder::on(&lower)
@@ -723,14 +708,7 @@ impl Chart for SavingsCurves<'_> {
                 }
             }
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.9))
-            .border_style(RGBColor(221, 227, 234))
-            .label_font(font(size, 12.0).color(&INK))
-            .draw()
-            .map_err(draw_err)?;
+        legend(chart.configure_series_labels(), SeriesLabelPosition::UpperLeft, font(size, 12.0))?;
         Ok(())
     }
 }

@@ -93,7 +93,7 @@ pub fn render(r: &SavingsReport) -> String {
                 usd(o.recurring_monthly),
                 usd(o.monthly_savings),
                 pct(o.savings_share),
-                o.break_even_month.map(|m| format!("month {m}")).unwrap_or_else(|| "never".into()),
+                o.break_even_month.map(|m| format!("month {m}")).unwrap_or_else(|| "not within the term".into()),
                 pct(o.utilization),
                 pct(o.coverage),
             ]);
@@ -129,7 +129,7 @@ pub fn render(r: &SavingsReport) -> String {
                     usd(o.recurring_monthly),
                     usd(o.monthly_savings),
                     pct(o.savings_share),
-                    o.break_even_month.map(|m| format!("month {m}")).unwrap_or_else(|| "never".into()),
+                    o.break_even_month.map(|m| format!("month {m}")).unwrap_or_else(|| "not within the term".into()),
                     pct(o.utilization),
                     pct(o.coverage),
                 ]
