@@ -2,8 +2,13 @@
 //! with `SCAN` (bounded `COUNT`, never `KEYS`), a random sample of each
 //! tenant's keys is measured with `MEMORY USAGE`, and the total is
 //! extrapolated with a 95% relative error bound.
+//!
+//! `SCAN` may return a key more than once (while Redis rehashes a growing
+//! table it walks some buckets twice), so each key is counted once: the
+//! walk remembers a 64-bit hash of every key it has seen, 8 bytes a key.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 
 use chrono::{DateTime, Utc};
 use rand::{Rng, SeedableRng};
@@ -43,14 +48,56 @@ fn tenant_of(key: &str, prefix: &str, end: &str) -> Option<TenantId> {
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
+/// What a `SCAN` walk has seen: per tenant, how many distinct keys and a
+/// uniform reservoir sample of them (Algorithm R, seeded so that the same
+/// walk samples the same keys).
+struct KeyTally {
+    prefix: String,
+    end: String,
+    sample_size: usize,
+    seen: HashSet<u64>,
+    hasher: BuildHasherDefault<DefaultHasher>,
+    rng: rand::rngs::StdRng,
+    per_tenant: BTreeMap<TenantId, (u64, Vec<String>)>,
+}
+
+impl KeyTally {
+    fn new(prefix: String, end: String, sample_size: usize) -> Self {
+        Self {
+            prefix,
+            end,
+            sample_size,
+            seen: HashSet::new(),
+            hasher: BuildHasherDefault::default(),
+            rng: rand::rngs::StdRng::seed_from_u64(0x7a11_7a11),
+            per_tenant: BTreeMap::new(),
+        }
+    }
+
+    fn observe(&mut self, key: String) {
+        let Some(tenant) = tenant_of(&key, &self.prefix, &self.end) else { return };
+        if !self.seen.insert(self.hasher.hash_one(&key)) {
+            return;
+        }
+        let (n, sample) = self.per_tenant.entry(tenant).or_insert((0, Vec::new()));
+        *n += 1;
+        if sample.len() < self.sample_size {
+            sample.push(key);
+        } else {
+            let j = self.rng.random_range(0..*n);
+            if (j as usize) < sample.len() {
+                sample[j as usize] = key;
+            }
+        }
+    }
+}
+
 pub async fn collect_redis(url: &str, pattern: &str, sample_size: u32, scan_count: u32, hour: DateTime<Utc>) -> Result<RedisCollected, String> {
     let (prefix, end) = split_pattern(pattern)?;
     let glob = pattern.replace("{tenant}", "*");
     let client = redis::Client::open(url).map_err(|e| format!("Redis URL {url:?}: {e}"))?;
     let mut con = client.get_multiplexed_async_connection().await.map_err(|e| format!("connecting to Redis: {e}"))?;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(0x7a11_7a11);
-    // Per tenant: key count and a reservoir sample of keys.
-    let mut seen: BTreeMap<TenantId, (u64, Vec<String>)> = BTreeMap::new();
+    let mut tally = KeyTally::new(prefix, end, sample_size as usize);
     let mut cursor: u64 = 0;
     let mut scan_calls = 0;
     loop {
@@ -65,17 +112,7 @@ pub async fn collect_redis(url: &str, pattern: &str, sample_size: u32, scan_coun
             .map_err(|e| format!("SCAN: {e}"))?;
         scan_calls += 1;
         for key in keys {
-            let Some(t) = tenant_of(&key, &prefix, &end) else { continue };
-            let (n, sample) = seen.entry(t).or_insert((0, Vec::new()));
-            *n += 1;
-            if sample.len() < sample_size as usize {
-                sample.push(key);
-            } else {
-                let j = rng.random_range(0..*n);
-                if (j as usize) < sample.len() {
-                    sample[j as usize] = key;
-                }
-            }
+            tally.observe(key);
         }
         cursor = next;
         if cursor == 0 {
@@ -84,7 +121,7 @@ pub async fn collect_redis(url: &str, pattern: &str, sample_size: u32, scan_coun
     }
     let mut tenants = Vec::new();
     let mut samples = Vec::new();
-    for (tenant, (count, keys)) in seen {
+    for (tenant, (count, keys)) in tally.per_tenant {
         let mut sizes = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(100) {
             let mut pipe = redis::pipe();
@@ -122,5 +159,37 @@ mod tests {
         let (p, e) = split_pattern("cache-{tenant}").unwrap();
         assert_eq!(tenant_of("cache-globex", &p, &e).unwrap().as_str(), "globex");
         assert!(split_pattern("t:*").is_err());
+    }
+
+    #[test]
+    fn a_key_that_scan_returns_twice_is_counted_once() {
+        let mut tally = KeyTally::new("t:".into(), ":".into(), 2);
+        for key in ["t:acme:1", "t:acme:2", "t:acme:1", "t:acme:3", "t:acme:2", "t:globex:1", "other"] {
+            tally.observe(key.to_owned());
+        }
+        let acme = &tally.per_tenant[&TenantId::normalise("acme").unwrap()];
+        assert_eq!(acme.0, 3);
+        assert_eq!(acme.1.len(), 2);
+        assert_eq!(tally.per_tenant[&TenantId::normalise("globex").unwrap()].0, 1);
+    }
+
+    #[test]
+    fn the_reservoir_keeps_every_key_with_equal_chance() {
+        // 10 keys, a sample of 5: over many walks each key is kept about half the time.
+        let mut kept = [0u32; 10];
+        let mut tally = KeyTally::new("t:".into(), ":".into(), 5);
+        for _ in 0..4000 {
+            tally.seen.clear();
+            tally.per_tenant.clear();
+            for i in 0..10 {
+                tally.observe(format!("t:acme:{i}"));
+            }
+            for key in &tally.per_tenant[&TenantId::normalise("acme").unwrap()].1 {
+                kept[key.rsplit(':').next().unwrap().parse::<usize>().unwrap()] += 1;
+            }
+        }
+        for (i, k) in kept.iter().enumerate() {
+            assert!((1800..=2200).contains(k), "key {i} kept {k} times of 4000, expected about 2000");
+        }
     }
 }

@@ -30,8 +30,13 @@ async fn sampled_memory_estimates_are_within_their_error_bound_of_the_exact_tota
             exact += bytes.unwrap();
         }
         let est = got.tenants.iter().find(|t| t.tenant.as_str() == tenant).unwrap();
+        let written = keys.iter().filter(|(t, _)| *t == tenant).count() as u64;
+        assert_eq!(est.keys, written, "{tenant}: every key counted once, however often SCAN returns it");
         let off = (est.estimated_bytes - exact as f64).abs() / exact as f64;
-        assert!(off <= est.relative_error.max(1e-9) * 1.5, "{tenant}: estimate {} vs exact {exact} ({off:.4} off, bound {:.4})", est.estimated_bytes, est.relative_error);
+        // The reported bound is a 95% interval, so one walk in twenty lands
+        // outside it by design; twice its half-width is the 99.99% interval,
+        // which an unbiased estimate leaves about once in 10,000 runs.
+        assert!(off <= est.relative_error.max(1e-9) * 2.0, "{tenant}: estimate {} vs exact {exact} ({off:.4} off, bound {:.4})", est.estimated_bytes, est.relative_error);
         assert!(est.relative_error < 0.1, "{tenant}: a 300-key sample bounds the error under 10%: {}", est.relative_error);
         if tenant == "globex" {
             assert_eq!(est.sampled, 300);
