@@ -18,5 +18,5 @@ pub mod allocate;
 pub mod capacity;
 pub mod read;
 
-pub use allocate::{allocate_files, allocate_month, AllocationError, MonthAllocation, ServiceTotal};
+pub use allocate::{AllocationError, MonthAllocation, ServiceTotal, allocate_files, allocate_month};
 pub use read::{FileLines, ReadError, ReadOptions};

@@ -6,10 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Duration, Utc};
 use proptest::prelude::*;
 use rust_decimal::{Decimal, RoundingStrategy};
-use tally_allocation::{allocate_files, allocate_month, MonthAllocation};
+use tally_allocation::{MonthAllocation, allocate_files, allocate_month};
 use tally_domain::{
-    Allocatee, AllocationConfig, CostLine, CostSource, Currency, IdlePolicy, LineType, Metric, Month, PoolMethod, SharedPolicy,
-    TenantId, UsageSample,
+    Allocatee, AllocationConfig, CostLine, CostSource, Currency, IdlePolicy, LineType, Metric, Month, PoolMethod, SharedPolicy, TenantId, UsageSample,
 };
 
 fn ts(s: &str) -> DateTime<Utc> {
@@ -153,10 +152,8 @@ fn a_node_of_unknown_size_is_unallocated_with_a_reason_that_says_how_to_fix_it()
 fn rds_compute_falls_back_to_storage_where_no_execution_time_was_collected() {
     let h1 = "2026-10-05T10:00:00Z";
     let h2 = "2026-10-05T11:00:00Z";
-    let lines = vec![
-        line(h1, 1, "AmazonRDS", "Multi-AZUsage:db.r6g.xl", Some("db"), "0.90"),
-        line(h2, 1, "AmazonRDS", "Multi-AZUsage:db.r6g.xl", Some("db"), "0.90"),
-    ];
+    let lines =
+        vec![line(h1, 1, "AmazonRDS", "Multi-AZUsage:db.r6g.xl", Some("db"), "0.90"), line(h2, 1, "AmazonRDS", "Multi-AZUsage:db.r6g.xl", Some("db"), "0.90")];
     let usage = vec![
         sample(h1, "acme", "db_exec_seconds", 30.0),
         sample(h1, "globex", "db_exec_seconds", 15.0),
@@ -190,11 +187,7 @@ fn shared_fixture() -> (Vec<CostLine>, Vec<UsageSample>) {
     let h = "2026-10-05T10:00:00Z";
     let mut tagged = line(h, 1, "AmazonS3", "TimedStorage-ByteHrs", Some("bucket-acme"), "3.00");
     tagged.tenant = Some(TenantId::parse("acme").unwrap());
-    let lines = vec![
-        tagged,
-        line(h, 1, "AWSELB", "LoadBalancerUsage", None, "1.00"),
-        line(h, 24, "AmazonCloudWatch", "CW:MetricMonitorUsage", None, "10.00"),
-    ];
+    let lines = vec![tagged, line(h, 1, "AWSELB", "LoadBalancerUsage", None, "1.00"), line(h, 24, "AmazonCloudWatch", "CW:MetricMonitorUsage", None, "10.00")];
     let usage = vec![sample(h, "acme", "requests", 1.0), sample(h, "globex", "requests", 1.0), sample(h, "initech", "egress_gb", 0.0)];
     (lines, usage)
 }

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 use rust_decimal::{Decimal, RoundingStrategy};
-use tally_allocation::read::{aws_service_code, read_cur, read_focus};
 use tally_allocation::ReadOptions;
+use tally_allocation::read::{aws_service_code, read_cur, read_focus};
 use tally_domain::{Currency, LineType};
 
 type Totals = BTreeMap<(String, String), (f64, f64)>;
@@ -146,7 +146,12 @@ fn collect_totals(df: &DataFrame, month: Expr, service: Expr, unblended: Expr, a
         .agg([unblended.sum().alias("u"), amortized.sum().alias("a")])
         .collect()
         .unwrap();
-    let (m, s, u, a) = (out.column("month").unwrap().str().unwrap(), out.column("service").unwrap().str().unwrap(), out.column("u").unwrap().f64().unwrap(), out.column("a").unwrap().f64().unwrap());
+    let (m, s, u, a) = (
+        out.column("month").unwrap().str().unwrap(),
+        out.column("service").unwrap().str().unwrap(),
+        out.column("u").unwrap().f64().unwrap(),
+        out.column("a").unwrap().f64().unwrap(),
+    );
     (0..out.height()).map(|i| ((m.get(i).unwrap().to_owned(), s.get(i).unwrap().to_owned()), (u.get(i).unwrap(), a.get(i).unwrap()))).collect()
 }
 

@@ -37,7 +37,15 @@ const GOOD: &str = "a,2026-10-01T00:00:00Z,2026-10-01T00:00:00Z,2026-10-01T01:00
 #[test]
 fn a_legacy_csv_reads_with_tags_and_tenants() {
     let dir = tempfile::tempdir().unwrap();
-    let f = read_cur(&write(dir.path(), "ok.csv", &cur(&[GOOD, "b,2026-10-01T00:00:00Z,2026-10-01T01:00:00Z,2026-10-01T02:00:00Z,AmazonEC2,BoxUsage:m5.xlarge,Usage,0.192,USD,"])), &opts()).unwrap();
+    let f = read_cur(
+        &write(
+            dir.path(),
+            "ok.csv",
+            &cur(&[GOOD, "b,2026-10-01T00:00:00Z,2026-10-01T01:00:00Z,2026-10-01T02:00:00Z,AmazonEC2,BoxUsage:m5.xlarge,Usage,0.192,USD,"]),
+        ),
+        &opts(),
+    )
+    .unwrap();
     assert_eq!(f.lines.len(), 2);
     assert_eq!(f.lines[0].tenant.as_ref().map(|t| t.as_str()), Some("acme"));
     assert_eq!(f.lines[0].tags.get("user_tenant").map(String::as_str), Some("acme"));
@@ -139,9 +147,11 @@ fn usage_files_reject_negative_values_non_numbers_and_hours_that_are_not_whole()
 #[test]
 fn revenue_files_are_validated_and_a_tenant_may_appear_once_per_month() {
     let dir = tempfile::tempdir().unwrap();
-    let ok = read_revenue(&write(dir.path(), "r.csv", "month,tenant,amount,currency\n2026-10,acme,900.00,USD\n2026-10,globex,49,USD\n"), Currency::USD).unwrap();
+    let ok =
+        read_revenue(&write(dir.path(), "r.csv", "month,tenant,amount,currency\n2026-10,acme,900.00,USD\n2026-10,globex,49,USD\n"), Currency::USD).unwrap();
     assert_eq!(ok.len(), 2);
-    let e = read_revenue(&write(dir.path(), "r2.csv", "month,tenant,amount,currency\n2026-10,acme,900.00,USD\n2026-10,acme,1,USD\n"), Currency::USD).unwrap_err();
+    let e =
+        read_revenue(&write(dir.path(), "r2.csv", "month,tenant,amount,currency\n2026-10,acme,900.00,USD\n2026-10,acme,1,USD\n"), Currency::USD).unwrap_err();
     assert_eq!((e.row, e.column.as_deref()), (Some(2), Some("tenant")));
     let e = read_revenue(&write(dir.path(), "r3.csv", "month,tenant,amount,currency\n2026-10,acme,9,EUR\n"), Currency::USD).unwrap_err();
     assert_eq!(e.column.as_deref(), Some("currency"));

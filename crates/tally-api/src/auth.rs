@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 use tally_domain::TenantId;
 use tally_storage::{NewToken, Store, TokenRecord};
 
-use crate::error::ApiError;
 use crate::ApiState;
+use crate::error::ApiError;
 
 pub const COOKIE: &str = "tally_session";
 
@@ -119,7 +119,14 @@ pub fn hash(token: &str) -> String {
 }
 
 /// Creates a token for `role` (and `tenant` when the role is tenant).
-pub async fn issue(store: &dyn Store, role: Role, tenant: Option<TenantId>, label: Option<String>, expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<IssuedToken, String> {
+pub async fn issue(
+    store: &dyn Store,
+    role: Role,
+    tenant: Option<TenantId>,
+    label: Option<String>,
+    expires_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<IssuedToken, String> {
     match (role, &tenant) {
         (Role::Tenant, None) => return Err("a tenant token needs --tenant ID".into()),
         (Role::Tenant, Some(_)) => {}

@@ -7,14 +7,14 @@ use axum::response::{IntoResponse, Response};
 use chrono::{Duration, NaiveDate};
 use rust_decimal::Decimal;
 use tally_domain::Month;
-use tally_reports::charts::{render, BurnChart, ChartError, DailyAreas, Format, SavingsCurves, Size, StackPart, StackedBars, TenantMonth, TenantTrend};
+use tally_reports::charts::{BurnChart, ChartError, DailyAreas, Format, SavingsCurves, Size, StackPart, StackedBars, TenantMonth, TenantTrend, render};
 use tally_storage::AllocationFilter;
 
+use crate::ApiState;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::params::{Params, Span};
 use crate::routes::{build_burn, build_tenant_report, default_month, stored_savings, tenant_of};
-use crate::ApiState;
 
 /// The charts there are, for the OpenAPI document and error messages.
 pub const NAMES: [&str; 5] = ["burn", "tenants", "daily", "tenant", "savings"];
@@ -78,10 +78,15 @@ pub async fn chart(State(state): State<ApiState>, who: Principal, Path(file): Pa
             let mut f = AllocationFilter::months(month, month);
             f.allocatee = who.tenant.as_ref().map(|t| t.to_string());
             let rows = state.store.allocation_rows(&f).await?;
-            let names: std::collections::BTreeMap<String, String> = state.store.tenants().await?.into_iter().map(|t| (t.id.to_string(), t.display_name)).collect();
+            let names: std::collections::BTreeMap<String, String> =
+                state.store.tenants().await?.into_iter().map(|t| (t.id.to_string(), t.display_name)).collect();
             let parts: Vec<StackPart> = rows
                 .iter()
-                .map(|r| StackPart { label: names.get(r.allocatee.as_str()).cloned().unwrap_or_else(|| r.allocatee.to_string()), series: r.pool.to_string(), value: r.unblended })
+                .map(|r| StackPart {
+                    label: names.get(r.allocatee.as_str()).cloned().unwrap_or_else(|| r.allocatee.to_string()),
+                    series: r.pool.to_string(),
+                    value: r.unblended,
+                })
                 .collect();
             let title = format!("Cost by tenant in {}, by pool", month.long_name());
             let top = top(&q)?;
@@ -91,7 +96,9 @@ pub async fn chart(State(state): State<ApiState>, who: Principal, Path(file): Pa
             q.only(&["from", "to", "top", "w", "h"])?;
             let month = default_month(&state).await?;
             let day = |name: &str| -> ApiResult<Option<NaiveDate>> {
-                q.get(name).map(|v| NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| ApiError::bad_parameter(name, format!("{v:?} is not a day (YYYY-MM-DD)")))).transpose()
+                q.get(name)
+                    .map(|v| NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| ApiError::bad_parameter(name, format!("{v:?} is not a day (YYYY-MM-DD)"))))
+                    .transpose()
             };
             let from = day("from")?.unwrap_or(month.first_day());
             let to = day("to")?.unwrap_or(month.next().first_day());
@@ -123,11 +130,21 @@ pub async fn chart(State(state): State<ApiState>, who: Principal, Path(file): Pa
             let runs = state.store.allocation_runs().await?;
             let last = runs.last().map_or_else(|| Month::of(state.clock.now()), |r| r.month);
             let first = runs.first().map_or(last, |r| r.month);
-            let span = if q.get("from").is_some() || q.get("to").is_some() { q.span(last)? } else { Span { from: first.max(last.prev().prev().prev().prev().prev()), to: last, from_day: None, to_day: None } };
+            let span = if q.get("from").is_some() || q.get("to").is_some() {
+                q.span(last)?
+            } else {
+                Span { from: first.max(last.prev().prev().prev().prev().prev()), to: last, from_day: None, to_day: None }
+            };
             let mut months = Vec::new();
             for m in span.from.through(span.to) {
                 let r = build_tenant_report(&state, &t, &Span { from: m, to: m, from_day: None, to_day: None }).await?;
-                months.push(TenantMonth { month: m, cost: r.cost, revenue: r.revenue, margin_percent: r.gross_margin_percent, per_1000_requests: r.unit_costs.per_1000_requests });
+                months.push(TenantMonth {
+                    month: m,
+                    cost: r.cost,
+                    revenue: r.revenue,
+                    margin_percent: r.gross_margin_percent,
+                    per_1000_requests: r.unit_costs.per_1000_requests,
+                });
             }
             draw(move || render(&TenantTrend { name: &t.display_name, currency: &cur, months: &months }, format, size)).await?
         }

@@ -2,21 +2,21 @@
 //! Sign-in puts the token in an HttpOnly, SameSite=Strict cookie;
 //! `/login?token=...` does it in one click, like Jupyter's sign-in link.
 
+use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum::Router;
-use maud::{html, Markup, PreEscaped, DOCTYPE};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 use rust_decimal::Decimal;
 use tally_domain::Month;
 use tally_reports::tenant::TenantReport;
 
-use crate::auth::{verify, Principal, Role, COOKIE};
+use crate::ApiState;
+use crate::auth::{COOKIE, Principal, Role, verify};
 use crate::error::ApiError;
 use crate::params::{Params, Span};
 use crate::routes::{build_burn, build_reconciliation, build_tenant_report, default_month, tenant_of, tenant_reports};
-use crate::ApiState;
 
 pub(crate) fn routes() -> Router<ApiState> {
     Router::new()
@@ -370,7 +370,11 @@ async fn savings_page(State(state): State<ApiState>, who: Result<Principal, ApiE
     let who = signed_in(who)?;
     who.require_company().map_err(IntoResponse::into_response)?;
     let lookback = match q.get("lookback") {
-        Some(v) => v.parse::<u32>().ok().filter(|d| [7, 30, 60].contains(d)).ok_or_else(|| ApiError::bad_parameter("lookback", format!("{v:?} is not 7, 30 or 60")).into_response())?,
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|d| [7, 30, 60].contains(d))
+            .ok_or_else(|| ApiError::bad_parameter("lookback", format!("{v:?} is not 7, 30 or 60")).into_response())?,
         None => state.config.savings.lookback_days,
     };
     let term = match q.get("term") {
@@ -378,7 +382,9 @@ async fn savings_page(State(state): State<ApiState>, who: Result<Principal, ApiE
         None => tally_savings::Term::OneYear,
     };
     let payment = match q.get("payment") {
-        Some(v) => tally_savings::Payment::parse(v).ok_or_else(|| ApiError::bad_parameter("payment", format!("{v:?} is not none, partial or all")).into_response())?,
+        Some(v) => {
+            tally_savings::Payment::parse(v).ok_or_else(|| ApiError::bad_parameter("payment", format!("{v:?} is not none, partial or all")).into_response())?
+        }
         None => tally_savings::Payment::NoUpfront,
     };
     let cur = state.config.currency.to_string();

@@ -4,7 +4,7 @@
 //! Internal errors (database, pipeline) are logged with their detail and
 //! answered with a generic message; their text never reaches the client.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -33,12 +33,17 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
 
 #[derive(Debug)]
 pub enum ApiError {
-    BadParameter { name: String, message: String },
+    BadParameter {
+        name: String,
+        message: String,
+    },
     BadBody(String),
     Unauthorized(String),
     Forbidden(String),
     NotFound(String),
-    RateLimited { retry_after: u64 },
+    RateLimited {
+        retry_after: u64,
+    },
     NotAllocated(String),
     NotReady(String),
     /// Logged, never shown.

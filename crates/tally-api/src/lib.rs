@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -123,12 +123,8 @@ async fn observe(State(state): State<ApiState>, req: Request, next: Next) -> Res
 
 fn client_ip(state: &ApiState, req: &Request) -> Option<std::net::IpAddr> {
     if state.config.server.trust_forwarded_for {
-        if let Some(ip) = req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|ip| ip.trim().parse().ok())
+        if let Some(ip) =
+            req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()).and_then(|v| v.split(',').next()).and_then(|ip| ip.trim().parse().ok())
         {
             return Some(ip);
         }

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::error::{ErrorBody, ERROR_CODES};
+use crate::error::{ERROR_CODES, ErrorBody};
 use crate::routes;
 
 struct Security;

@@ -3,25 +3,25 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use tally_domain::{AllocationOutcome, AllocationRow, Currency, Explanation, JobRun, Money, Month, RevenueEntry, Tenant, TenantId};
-use tally_reports::burn::{burn, BurnReport};
-use tally_reports::costs::{group, CostGroup, Dimension, Measure};
-use tally_reports::reconciliation::{reconcile, Reconciliation};
-use tally_reports::tenant::{tenant_report, TenantReport, UsageSums};
+use tally_reports::burn::{BurnReport, burn};
+use tally_reports::costs::{CostGroup, Dimension, Measure, group};
+use tally_reports::reconciliation::{Reconciliation, reconcile};
+use tally_reports::tenant::{TenantReport, UsageSums, tenant_report};
 use tally_storage::{AllocationFilter, NewCashBalance};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::ApiState;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::params::{Params, Span};
-use crate::ApiState;
 
 /// Query parameters shared by the reports.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -564,11 +564,7 @@ pub(crate) async fn export_month(state: &ApiState, q: &Params) -> ApiResult<Mont
 }
 
 pub(crate) fn download(body: Vec<u8>, content_type: &'static str, filename: &str) -> Response {
-    (
-        [(header::CONTENT_TYPE, content_type.to_owned()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\""))],
-        body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, content_type.to_owned()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\""))], body).into_response()
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -4,17 +4,17 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use tally_api::auth::{issue, Role};
-use tally_api::{router, ApiState};
+use tally_api::auth::{Role, issue};
+use tally_api::{ApiState, router};
 use tally_domain::{
-    Allocatee, AllocationOutcome, AllocationRow, AllocationTrigger, Config, CostSource, Currency, Explanation, ManualClock, Money, Month,
-    PoolId, RevenueEntry, Tenant, TenantId,
+    Allocatee, AllocationOutcome, AllocationRow, AllocationTrigger, Config, CostSource, Currency, Explanation, ManualClock, Money, Month, PoolId, RevenueEntry,
+    Tenant, TenantId,
 };
 use tally_storage::{AllocationResultSet, BilledTotal, SqliteStore, Store};
 use tower::ServiceExt;
@@ -69,7 +69,10 @@ async fn spawn_app(rate_limit: u32) -> TestApp {
     let now: DateTime<Utc> = "2026-11-15T12:00:00Z".parse().unwrap();
     let acme = TenantId::parse("acme").unwrap();
     let globex = TenantId::parse("globex").unwrap();
-    store.upsert_tenants(&[Tenant::new(acme.clone(), "Acme", Some("growth")).unwrap(), Tenant::new(globex.clone(), "=Globex", Some("free")).unwrap()]).await.unwrap();
+    store
+        .upsert_tenants(&[Tenant::new(acme.clone(), "Acme", Some("growth")).unwrap(), Tenant::new(globex.clone(), "=Globex", Some("free")).unwrap()])
+        .await
+        .unwrap();
     let monthly = vec![
         row("acme", "load_balancer", "AWSELB", "6.00"),
         row("globex", "load_balancer", "AWSELB", "4.00"),
@@ -115,7 +118,8 @@ async fn spawn_app(rate_limit: u32) -> TestApp {
         .unwrap();
     store.replace_revenue(&[oct()], &[RevenueEntry::new(oct(), acme.clone(), Money::parse("199", Currency::USD).unwrap()).unwrap()]).await.unwrap();
     // A stored savings report for the default 30-day look-back (its arithmetic is tested in tally-savings).
-    let projection = tally_savings::project(&[], &tally_savings::PriceCatalogue::bundled(), &tally_savings::ProjectionParams { end: Some(now), ..Default::default() });
+    let projection =
+        tally_savings::project(&[], &tally_savings::PriceCatalogue::bundled(), &tally_savings::ProjectionParams { end: Some(now), ..Default::default() });
     let report = tally_savings::SavingsReport::new(now, projection, None, None);
     store.put_document(&tally_savings::report_document(30), &serde_json::to_string(&report).unwrap(), now).await.unwrap();
     let mut config = Config::default();
@@ -124,7 +128,9 @@ async fn spawn_app(rate_limit: u32) -> TestApp {
     let allocator = Arc::new(RecordingAllocator::default());
     let state = ApiState::new(store.clone(), Arc::new(config), clock, allocator.clone());
     let mut tokens = BTreeMap::new();
-    for (name, role, tenant) in [("admin", Role::Admin, None), ("finance", Role::Finance, None), ("viewer", Role::Viewer, None), ("tenant", Role::Tenant, Some(acme.clone()))] {
+    for (name, role, tenant) in
+        [("admin", Role::Admin, None), ("finance", Role::Finance, None), ("viewer", Role::Viewer, None), ("tenant", Role::Tenant, Some(acme.clone()))]
+    {
         tokens.insert(name, issue(store.as_ref(), role, tenant, None, None, now).await.unwrap().token);
     }
     let revoked = issue(store.as_ref(), Role::Admin, None, None, None, now).await.unwrap();

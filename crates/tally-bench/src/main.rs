@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use tally_domain::{AllocationConfig, Currency, Month};
 
 // jemalloc, as polars recommends: glibc's malloc keeps gigabytes of freed

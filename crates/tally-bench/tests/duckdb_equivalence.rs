@@ -8,7 +8,10 @@ use std::process::Command;
 use tally_domain::{AllocationConfig, Month};
 
 fn data() -> (PathBuf, PathBuf) {
-    let dir = std::env::var_os("BENCH_TALLY_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/tally/bench")).join("M");
+    let dir = std::env::var_os("BENCH_TALLY_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/tally/bench"))
+        .join("M");
     let marker = dir.join("generated.txt");
     if !marker.exists() {
         let _ = std::fs::remove_dir_all(&dir);
@@ -38,7 +41,13 @@ fn tally_and_duckdb_give_the_same_tenant_pool_totals_on_the_m_data() {
     let ours = tally_allocation::allocate::split_totals(&AllocationConfig::default(), &cur, &usage, "user_tenant").unwrap();
     let out = tempfile_path("duck.csv");
     let script = tally_test_support::workspace_root().join("benches/duckdb_allocate.py");
-    let run = Command::new(tally_test_support::venv("focus").join("bin/python")).arg(&script).arg(&cur).arg(&usage).arg(&out).output().expect("DuckDB's Python (run ./scripts/test.sh)");
+    let run = Command::new(tally_test_support::venv("focus").join("bin/python"))
+        .arg(&script)
+        .arg(&cur)
+        .arg(&usage)
+        .arg(&out)
+        .output()
+        .expect("DuckDB's Python (run ./scripts/test.sh)");
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let theirs: BTreeMap<(String, String), (f64, f64)> = std::fs::read_to_string(&out)
         .unwrap()
@@ -50,7 +59,8 @@ fn tally_and_duckdb_give_the_same_tenant_pool_totals_on_the_m_data() {
         })
         .filter(|(_, (u, a))| *u != 0.0 || *a != 0.0)
         .collect();
-    let ours: BTreeMap<(String, String), (f64, f64)> = ours.into_iter().map(|(w, p, u, a)| ((w, p), (u, a))).filter(|(_, (u, a))| *u != 0.0 || *a != 0.0).collect();
+    let ours: BTreeMap<(String, String), (f64, f64)> =
+        ours.into_iter().map(|(w, p, u, a)| ((w, p), (u, a))).filter(|(_, (u, a))| *u != 0.0 || *a != 0.0).collect();
     assert_eq!(ours.keys().collect::<Vec<_>>(), theirs.keys().collect::<Vec<_>>(), "the same tenant x pool groups");
     assert!(ours.len() > 5_000, "the M data has thousands of groups: {}", ours.len());
     for (k, (u, a)) in &ours {

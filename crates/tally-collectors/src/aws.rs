@@ -4,7 +4,7 @@
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 
 /// Where and as whom to call AWS.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

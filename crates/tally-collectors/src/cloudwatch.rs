@@ -16,7 +16,7 @@ use aws_sdk_cloudwatch::types::{Dimension, DimensionFilter, Metric, MetricDataQu
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use tally_domain::{CloudWatchQuery, Metric as TallyMetric, TenantId, UsageSample};
 
-use crate::retry::{with_retries, Failure, RetryPolicy};
+use crate::retry::{Failure, RetryPolicy, with_retries};
 
 /// GetMetricData accepts at most this many queries per call.
 pub const MAX_QUERIES: usize = 500;
@@ -45,7 +45,14 @@ pub struct MetricPage {
 pub trait CloudWatchApi: Send + Sync {
     /// Values of `dimension` among metrics `namespace`/`metric_name` with `fixed` dimensions.
     async fn dimension_values(&self, namespace: &str, metric_name: &str, dimension: &str, fixed: &[(String, String)]) -> Result<Vec<String>, Failure>;
-    async fn get_metric_data(&self, queries: &[MetricQuery], start: DateTime<Utc>, end: DateTime<Utc>, period: i32, next_token: Option<String>) -> Result<MetricPage, Failure>;
+    async fn get_metric_data(
+        &self,
+        queries: &[MetricQuery],
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        period: i32,
+        next_token: Option<String>,
+    ) -> Result<MetricPage, Failure>;
 }
 
 /// The SDK client.
@@ -91,7 +98,8 @@ impl CloudWatchApi for SdkCloudWatch {
         let mut values = BTreeSet::new();
         let mut token = None;
         loop {
-            let mut req = self.client.list_metrics().namespace(namespace).metric_name(metric_name).dimensions(DimensionFilter::builder().name(dimension).build());
+            let mut req =
+                self.client.list_metrics().namespace(namespace).metric_name(metric_name).dimensions(DimensionFilter::builder().name(dimension).build());
             for (k, v) in fixed {
                 req = req.dimensions(DimensionFilter::builder().name(k).value(v).build());
             }
@@ -110,7 +118,14 @@ impl CloudWatchApi for SdkCloudWatch {
         }
     }
 
-    async fn get_metric_data(&self, queries: &[MetricQuery], start: DateTime<Utc>, end: DateTime<Utc>, period: i32, next_token: Option<String>) -> Result<MetricPage, Failure> {
+    async fn get_metric_data(
+        &self,
+        queries: &[MetricQuery],
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        period: i32,
+        next_token: Option<String>,
+    ) -> Result<MetricPage, Failure> {
         let mut req = self.client.get_metric_data().start_time(aws_time(start)).end_time(aws_time(end)).set_next_token(next_token);
         for q in queries {
             let dims: Vec<Dimension> = q.dimensions.iter().map(|(k, v)| Dimension::builder().name(k).value(v).build()).collect();
@@ -190,7 +205,10 @@ pub async fn collect_usage(
     for (qi, q) in configured.iter().enumerate() {
         let metric = TallyMetric::parse(&q.metric).map_err(|e| e.to_string())?;
         let fixed: Vec<(String, String)> = q.dimensions.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let found = with_retries(policy, "ListMetrics", || api.dimension_values(&q.namespace, &q.metric_name, &q.tenant_dimension, &fixed)).await.value.map_err(|e| format!("ListMetrics {}/{}: {e}", q.namespace, q.metric_name))?;
+        let found = with_retries(policy, "ListMetrics", || api.dimension_values(&q.namespace, &q.metric_name, &q.tenant_dimension, &fixed))
+            .await
+            .value
+            .map_err(|e| format!("ListMetrics {}/{}: {e}", q.namespace, q.metric_name))?;
         let mut values: BTreeSet<String> = found.into_iter().collect();
         // Known tenants and mapped namespaces are asked for too.
         values.extend(known.iter().map(|t| t.to_string()));
@@ -201,7 +219,10 @@ pub async fn collect_usage(
                 None => match TenantId::normalise(&value) {
                     Ok(t) => t,
                     Err(_) => {
-                        warnings.push(format!("{}/{}: {} {value:?} is not a tenant id and is not in namespace_tenants; skipped", q.namespace, q.metric_name, q.tenant_dimension));
+                        warnings.push(format!(
+                            "{}/{}: {} {value:?} is not a tenant id and is not in namespace_tenants; skipped",
+                            q.namespace, q.metric_name, q.tenant_dimension
+                        ));
                         continue;
                     }
                 },
@@ -209,7 +230,13 @@ pub async fn collect_usage(
             let id = format!("q{qi}_{}", queries.len());
             let mut dims = fixed.clone();
             dims.push((q.tenant_dimension.clone(), value));
-            queries.push(MetricQuery { id: id.clone(), namespace: q.namespace.clone(), metric_name: q.metric_name.clone(), statistic: q.statistic.clone(), dimensions: dims });
+            queries.push(MetricQuery {
+                id: id.clone(),
+                namespace: q.namespace.clone(),
+                metric_name: q.metric_name.clone(),
+                statistic: q.statistic.clone(),
+                dimensions: dims,
+            });
             meaning.insert(id, (tenant, metric.clone(), q.statistic.clone(), q.scale));
         }
     }

@@ -9,8 +9,8 @@
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use async_trait::async_trait;
 use aws_sdk_costexplorer::error::ProvideErrorMetadata;
@@ -19,7 +19,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use tally_domain::{CostLine, CostSource, Currency, LineType, Month, Period, TenantId};
 
-use crate::retry::{with_retries, Failure, RetryPolicy};
+use crate::retry::{Failure, RetryPolicy, with_retries};
 
 /// How a query groups its results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +101,10 @@ impl SdkCostExplorer {
     }
 }
 
-fn amount(metrics: Option<&std::collections::HashMap<String, aws_sdk_costexplorer::types::MetricValue>>, name: &str) -> Result<(Decimal, Option<String>), Failure> {
+fn amount(
+    metrics: Option<&std::collections::HashMap<String, aws_sdk_costexplorer::types::MetricValue>>,
+    name: &str,
+) -> Result<(Decimal, Option<String>), Failure> {
     let Some(m) = metrics.and_then(|m| m.get(name)) else { return Ok((Decimal::ZERO, None)) };
     let text = m.amount().unwrap_or("0");
     let value = Decimal::from_str(text)
@@ -232,7 +235,13 @@ impl CollectError {
     }
 }
 
-async fn all_pages(api: &dyn CostExplorerApi, meter: &dyn RequestMeter, policy: &RetryPolicy, base: CostRequest, requests: &AtomicU32) -> Result<Vec<CostDay>, CollectError> {
+async fn all_pages(
+    api: &dyn CostExplorerApi,
+    meter: &dyn RequestMeter,
+    policy: &RetryPolicy,
+    base: CostRequest,
+    requests: &AtomicU32,
+) -> Result<Vec<CostDay>, CollectError> {
     let mut days = Vec::new();
     let mut request = base;
     loop {
@@ -252,7 +261,8 @@ async fn all_pages(api: &dyn CostExplorerApi, meter: &dyn RequestMeter, policy: 
         if let Some(reason) = refused.into_inner().expect("budget slot") {
             return Err(CollectError::Budget(reason));
         }
-        let page = attempted.value.map_err(|failure| CollectError::Failed { failure, attempts: attempted.attempts, requests: requests.load(Ordering::Relaxed) })?;
+        let page =
+            attempted.value.map_err(|failure| CollectError::Failed { failure, attempts: attempted.attempts, requests: requests.load(Ordering::Relaxed) })?;
         days.extend(page.days);
         match page.next_page_token {
             Some(token) => request.next_page_token = Some(token),
@@ -263,7 +273,14 @@ async fn all_pages(api: &dyn CostExplorerApi, meter: &dyn RequestMeter, policy: 
 
 /// Collects `[start, end)` and turns it into one line per day, service,
 /// usage type and tenant. Nothing is written here.
-pub async fn collect(api: &dyn CostExplorerApi, meter: &dyn RequestMeter, policy: &RetryPolicy, start: NaiveDate, end: NaiveDate, tag_key: &str) -> Result<Collected, CollectError> {
+pub async fn collect(
+    api: &dyn CostExplorerApi,
+    meter: &dyn RequestMeter,
+    policy: &RetryPolicy,
+    start: NaiveDate,
+    end: NaiveDate,
+    tag_key: &str,
+) -> Result<Collected, CollectError> {
     if end <= start {
         return Err(CollectError::Data(format!("an empty window {start}..{end}")));
     }
@@ -312,42 +329,49 @@ fn to_lines(by_service: &[CostDay], by_tag: &[CostDay], tag_key: &str) -> Result
     let mut lines = Vec::new();
     for ((day, usage_type), groups) in &services {
         let period = Period::day(*day);
-        let base = |service: &str, g: &CostGroup, unblended: Decimal, amortized: Decimal, quantity: Decimal, tenant: Option<TenantId>| -> Result<CostLine, String> {
-            let currency = Currency::parse(&g.currency).map_err(|e| e.to_string())?;
-            let code = service_code(service);
-            let line_type = if service == "Tax" || usage_type == "Tax" { LineType::Tax } else if unblended.is_sign_negative() && !unblended.is_zero() { LineType::Credit } else { LineType::Usage };
-            Ok(CostLine {
-                usage_start: period.start(),
-                usage_end: period.end(),
-                billing_month: Month::of_date(*day),
-                payer_account: String::new(),
-                usage_account: String::new(),
-                service: code,
-                usage_type: usage_type.clone(),
-                operation: String::new(),
-                resource_id: None,
-                region: None,
-                availability_zone: None,
-                line_type,
-                description: Some(format!("Cost Explorer: {service}")),
-                currency,
-                unblended,
-                net_unblended: unblended,
-                amortized,
-                list_cost: None,
-                usage_amount: quantity,
-                usage_unit: g.usage_unit.clone(),
-                instance_type: None,
-                commitment_id: None,
-                tags: BTreeMap::new(),
-                tenant,
-                estimated: *estimated.get(day).unwrap_or(&false),
-                source: CostSource::CostExplorer,
-                provider: None,
-            })
-        };
+        let base =
+            |service: &str, g: &CostGroup, unblended: Decimal, amortized: Decimal, quantity: Decimal, tenant: Option<TenantId>| -> Result<CostLine, String> {
+                let currency = Currency::parse(&g.currency).map_err(|e| e.to_string())?;
+                let code = service_code(service);
+                let line_type = if service == "Tax" || usage_type == "Tax" {
+                    LineType::Tax
+                } else if unblended.is_sign_negative() && !unblended.is_zero() {
+                    LineType::Credit
+                } else {
+                    LineType::Usage
+                };
+                Ok(CostLine {
+                    usage_start: period.start(),
+                    usage_end: period.end(),
+                    billing_month: Month::of_date(*day),
+                    payer_account: String::new(),
+                    usage_account: String::new(),
+                    service: code,
+                    usage_type: usage_type.clone(),
+                    operation: String::new(),
+                    resource_id: None,
+                    region: None,
+                    availability_zone: None,
+                    line_type,
+                    description: Some(format!("Cost Explorer: {service}")),
+                    currency,
+                    unblended,
+                    net_unblended: unblended,
+                    amortized,
+                    list_cost: None,
+                    usage_amount: quantity,
+                    usage_unit: g.usage_unit.clone(),
+                    instance_type: None,
+                    commitment_id: None,
+                    tags: BTreeMap::new(),
+                    tenant,
+                    estimated: *estimated.get(day).unwrap_or(&false),
+                    source: CostSource::CostExplorer,
+                    provider: None,
+                })
+            };
         // Tagged cost of this usage type comes out of its largest service.
-        let main = groups.iter().enumerate().max_by(|a, b| a.1 .1.unblended.abs().cmp(&b.1 .1.unblended.abs()).then(b.0.cmp(&a.0))).map(|(i, _)| i).unwrap_or(0);
+        let main = groups.iter().enumerate().max_by(|a, b| a.1.1.unblended.abs().cmp(&b.1.1.unblended.abs()).then(b.0.cmp(&a.0))).map(|(i, _)| i).unwrap_or(0);
         let tags = tagged.get(&(*day, usage_type.clone())).cloned().unwrap_or_default();
         for (i, (service, g)) in groups.iter().enumerate() {
             let (mut u, mut a, mut q) = (g.unblended, g.amortized, g.usage_quantity);
@@ -374,14 +398,29 @@ mod tests {
     use super::*;
 
     fn g(keys: &[&str], cost: &str) -> CostGroup {
-        CostGroup { keys: keys.iter().map(|k| k.to_string()).collect(), unblended: cost.parse().unwrap(), amortized: cost.parse().unwrap(), usage_quantity: Decimal::ONE, usage_unit: Some("Hrs".into()), currency: "USD".into() }
+        CostGroup {
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+            unblended: cost.parse().unwrap(),
+            amortized: cost.parse().unwrap(),
+            usage_quantity: Decimal::ONE,
+            usage_unit: Some("Hrs".into()),
+            currency: "USD".into(),
+        }
     }
 
     #[test]
     fn tagged_cost_comes_out_of_its_service_and_the_day_total_is_kept() {
         let d = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
-        let by_service = vec![CostDay { start: d, estimated: true, groups: vec![g(&["Amazon Simple Storage Service", "TimedStorage-ByteHrs"], "10.00"), g(&["Tax", "Tax"], "0.50")] }];
-        let by_tag = vec![CostDay { start: d, estimated: true, groups: vec![g(&["tenant$acme", "TimedStorage-ByteHrs"], "3.25"), g(&["tenant$", "TimedStorage-ByteHrs"], "6.75")] }];
+        let by_service = vec![CostDay {
+            start: d,
+            estimated: true,
+            groups: vec![g(&["Amazon Simple Storage Service", "TimedStorage-ByteHrs"], "10.00"), g(&["Tax", "Tax"], "0.50")],
+        }];
+        let by_tag = vec![CostDay {
+            start: d,
+            estimated: true,
+            groups: vec![g(&["tenant$acme", "TimedStorage-ByteHrs"], "3.25"), g(&["tenant$", "TimedStorage-ByteHrs"], "6.75")],
+        }];
         let lines = to_lines(&by_service, &by_tag, "tenant").unwrap();
         let total: Decimal = lines.iter().map(|l| l.unblended).sum();
         assert_eq!(total, "10.50".parse::<Decimal>().unwrap());

@@ -15,7 +15,7 @@ use rust_decimal::Decimal;
 use tally_savings::{Payment, Recommendation, RecommendationKind, Recommendations, Service, Term};
 
 use crate::cost_explorer::{RequestMeter, SdkCostExplorer};
-use crate::retry::{with_retries, Failure, RetryPolicy};
+use crate::retry::{Failure, RetryPolicy, with_retries};
 
 /// What to ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,7 +109,9 @@ impl RecommendationsApi for SdkCostExplorer {
                     .payment_option(payment_option(r.payment))
                     .set_next_page_token(r.next_page_token.clone());
                 if service == Service::Ec2 {
-                    req = req.service_specification(ServiceSpecification::builder().ec2_specification(Ec2Specification::builder().offering_class(OfferingClass::Standard).build()).build());
+                    req = req.service_specification(
+                        ServiceSpecification::builder().ec2_specification(Ec2Specification::builder().offering_class(OfferingClass::Standard).build()).build(),
+                    );
                 }
                 let out = req.send().await.map_err(crate::cost_explorer::classify)?;
                 let mut items = Vec::new();
@@ -243,7 +245,8 @@ pub async fn collect(
     lookback_days: u32,
     at: DateTime<Utc>,
 ) -> Result<(Recommendations, u32), RecommendationsError> {
-    let subjects = [Subject::Reservations(Service::Ec2), Subject::Reservations(Service::Rds), Subject::Reservations(Service::ElastiCache), Subject::ComputeSavingsPlan];
+    let subjects =
+        [Subject::Reservations(Service::Ec2), Subject::Reservations(Service::Rds), Subject::Reservations(Service::ElastiCache), Subject::ComputeSavingsPlan];
     let mut items = Vec::new();
     let mut queries = Vec::new();
     let mut requests = 0u32;

@@ -141,7 +141,9 @@ pub async fn collect_redis(url: &str, pattern: &str, sample_size: u32, scan_coun
         let fpc = (1.0 - n / count as f64).max(0.0);
         let relative_error = if mean > 0.0 { 1.96 * (var * fpc / n).sqrt() / mean } else { 0.0 };
         let estimated_bytes = mean * count as f64;
-        samples.push(UsageSample::new(hour, tenant.clone(), Metric::parse("cache_memory_gb").expect("canonical"), estimated_bytes / GIB).map_err(|e| e.to_string())?);
+        samples.push(
+            UsageSample::new(hour, tenant.clone(), Metric::parse("cache_memory_gb").expect("canonical"), estimated_bytes / GIB).map_err(|e| e.to_string())?,
+        );
         tenants.push(TenantMemory { tenant, keys: count, sampled: sizes.len() as u64, estimated_bytes, relative_error });
     }
     Ok(RedisCollected { tenants, samples, scan_calls })

@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use tally_domain::delivery::{select_latest, DeliverySelection, ListedObject};
+use tally_domain::delivery::{DeliverySelection, ListedObject, select_latest};
 
-use crate::retry::{with_retries, Failure, RetryPolicy};
+use crate::retry::{Failure, RetryPolicy, with_retries};
 
 /// Reads billing exports from S3.
 #[derive(Debug, Clone)]
@@ -66,23 +66,19 @@ fn classify<E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug, R: std
 
 /// Lists `location`, chooses the latest snapshot of each billing period and
 /// downloads the chosen files into `into`, keeping their relative paths.
-async fn fetch_delivery(client: &aws_sdk_s3::Client, location: &S3Location, into: &Path, policy: &RetryPolicy) -> Result<(Vec<PathBuf>, DeliverySelection), String> {
+async fn fetch_delivery(
+    client: &aws_sdk_s3::Client,
+    location: &S3Location,
+    into: &Path,
+    policy: &RetryPolicy,
+) -> Result<(Vec<PathBuf>, DeliverySelection), String> {
     let mut listing = Vec::new();
     let mut token: Option<String> = None;
     loop {
         let t = token.clone();
         let page = with_retries(policy, "ListObjectsV2", || {
             let t = t.clone();
-            async move {
-                client
-                    .list_objects_v2()
-                    .bucket(&location.bucket)
-                    .prefix(&location.prefix)
-                    .set_continuation_token(t)
-                    .send()
-                    .await
-                    .map_err(classify)
-            }
+            async move { client.list_objects_v2().bucket(&location.bucket).prefix(&location.prefix).set_continuation_token(t).send().await.map_err(classify) }
         })
         .await
         .value

@@ -9,11 +9,11 @@ use async_trait::async_trait;
 use aws_sdk_costexplorer::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_costexplorer::types::{PaymentOption, TermInYears};
 use aws_sdk_costexplorer::{Client, Config};
-use aws_smithy_mocks::{create_mock_http_client, mock, MockResponseInterceptor, Rule, RuleMode};
+use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
 use chrono::{TimeZone, Utc};
 use rust_decimal::Decimal;
 use tally_collectors::cost_explorer::{RequestMeter, SdkCostExplorer};
-use tally_collectors::recommendations::{collect, RecommendationsError};
+use tally_collectors::recommendations::{RecommendationsError, collect};
 use tally_collectors::retry::RetryPolicy;
 use tally_savings::{Payment, RecommendationKind, Service, Term};
 
@@ -67,7 +67,12 @@ const RDS: &str = "Amazon Relational Database Service";
 #[tokio::test]
 async fn every_service_term_and_payment_is_asked_and_pages_are_followed() {
     let ec2_page1 = mock!(Client::get_reservation_purchase_recommendation)
-        .match_requests(|r| r.service() == Some(EC2) && r.term_in_years() == Some(&TermInYears::OneYear) && r.payment_option() == Some(&PaymentOption::NoUpfront) && r.next_page_token().is_none())
+        .match_requests(|r| {
+            r.service() == Some(EC2)
+                && r.term_in_years() == Some(&TermInYears::OneYear)
+                && r.payment_option() == Some(&PaymentOption::NoUpfront)
+                && r.next_page_token().is_none()
+        })
         .sequence()
         .http_status(200, Some(fixture("reservation-recommendation-ec2.json")))
         .repeatedly()
@@ -79,14 +84,18 @@ async fn every_service_term_and_payment_is_asked_and_pages_are_followed() {
         .repeatedly()
         .build();
     let rds = mock!(Client::get_reservation_purchase_recommendation)
-        .match_requests(|r| r.service() == Some(RDS) && r.term_in_years() == Some(&TermInYears::OneYear) && r.payment_option() == Some(&PaymentOption::PartialUpfront))
+        .match_requests(|r| {
+            r.service() == Some(RDS) && r.term_in_years() == Some(&TermInYears::OneYear) && r.payment_option() == Some(&PaymentOption::PartialUpfront)
+        })
         .sequence()
         .http_status(200, Some(fixture("reservation-recommendation-rds.json")))
         .repeatedly()
         .build();
     // RDS sells no 3-year No Upfront reservations: Cost Explorer refuses the question.
     let rds_3y_none = mock!(Client::get_reservation_purchase_recommendation)
-        .match_requests(|r| r.service() == Some(RDS) && r.term_in_years() == Some(&TermInYears::ThreeYears) && r.payment_option() == Some(&PaymentOption::NoUpfront))
+        .match_requests(|r| {
+            r.service() == Some(RDS) && r.term_in_years() == Some(&TermInYears::ThreeYears) && r.payment_option() == Some(&PaymentOption::NoUpfront)
+        })
         .sequence()
         .http_status(400, Some(r#"{"__type":"ValidationException","message":"No Upfront is not available for 3 year RDS reservations"}"#.to_owned()))
         .repeatedly()

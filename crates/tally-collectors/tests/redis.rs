@@ -36,7 +36,12 @@ async fn sampled_memory_estimates_are_within_their_error_bound_of_the_exact_tota
         // The reported bound is a 95% interval, so one walk in twenty lands
         // outside it by design; twice its half-width is the 99.99% interval,
         // which an unbiased estimate leaves about once in 10,000 runs.
-        assert!(off <= est.relative_error.max(1e-9) * 2.0, "{tenant}: estimate {} vs exact {exact} ({off:.4} off, bound {:.4})", est.estimated_bytes, est.relative_error);
+        assert!(
+            off <= est.relative_error.max(1e-9) * 2.0,
+            "{tenant}: estimate {} vs exact {exact} ({off:.4} off, bound {:.4})",
+            est.estimated_bytes,
+            est.relative_error
+        );
         assert!(est.relative_error < 0.1, "{tenant}: a 300-key sample bounds the error under 10%: {}", est.relative_error);
         if tenant == "globex" {
             assert_eq!(est.sampled, 300);

@@ -7,9 +7,9 @@ use aws_sdk_costexplorer::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_costexplorer::operation::get_cost_and_usage::GetCostAndUsageOutput;
 use aws_sdk_costexplorer::types::{DateInterval, Group, MetricValue, ResultByTime};
 use aws_sdk_costexplorer::{Client, Config};
-use aws_smithy_mocks::{create_mock_http_client, mock, MockResponseInterceptor, Rule, RuleMode};
+use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
 use chrono::NaiveDate;
-use tally_collectors::cost_explorer::{collect, CollectError, RequestMeter, SdkCostExplorer};
+use tally_collectors::cost_explorer::{CollectError, RequestMeter, SdkCostExplorer, collect};
 use tally_collectors::retry::{Failure, RetryPolicy};
 
 const THROTTLED: &str = r#"{"__type":"LimitExceededException","message":"Rate exceeded"}"#;
@@ -62,13 +62,7 @@ fn window() -> (NaiveDate, NaiveDate) {
 
 #[tokio::test]
 async fn throttling_twice_then_success_is_retried_to_success() {
-    let rule = mock!(Client::get_cost_and_usage)
-        .sequence()
-        .http_status(400, Some(THROTTLED.to_owned()))
-        .times(2)
-        .output(one_day)
-        .repeatedly()
-        .build();
+    let rule = mock!(Client::get_cost_and_usage).sequence().http_status(400, Some(THROTTLED.to_owned())).times(2).output(one_day).repeatedly().build();
     let api = client(&rule);
     let (from, to) = window();
     let got = collect(&api, &Unlimited, &policy(3), from, to, "tenant").await.unwrap();

@@ -51,17 +51,7 @@ impl Params {
     /// The reference deployment: 3 m5.xlarge nodes scaling to 5 at peaks,
     /// RDS Multi-AZ, 3 cache nodes, ALB, S3, CloudWatch.
     pub fn reference(seed: u64, tenants: usize, months: Vec<Month>) -> Self {
-        Self {
-            seed,
-            tenants,
-            months,
-            until: None,
-            base_nodes: 3,
-            max_extra_nodes: 2,
-            spread_tenants: 3,
-            tail_activity: 1.0,
-            extra_instances: 0,
-        }
+        Self { seed, tenants, months, until: None, base_nodes: 3, max_extra_nodes: 2, spread_tenants: 3, tail_activity: 1.0, extra_instances: 0 }
     }
 
     /// Benchmark sizes: `S` is the reference deployment for one month; `M`

@@ -157,8 +157,7 @@ impl CurWriter {
         let b = &self.batch;
         let n = b.len();
         let ids: Vec<String> = (0..n).map(|i| format!("{:016x}{:016x}", self.seed, (self.lines + i) as u64 * 2_654_435_761)).collect();
-        let intervals: Vec<String> =
-            b.iter().map(|l| format!("{}/{}", l.start.format("%Y-%m-%dT%H:%M:%SZ"), l.end.format("%Y-%m-%dT%H:%M:%SZ"))).collect();
+        let intervals: Vec<String> = b.iter().map(|l| format!("{}/{}", l.start.format("%Y-%m-%dT%H:%M:%SZ"), l.end.format("%Y-%m-%dT%H:%M:%SZ"))).collect();
         let rates: Vec<String> = b.iter().map(|l| format!("{:.10}", l.rate)).collect();
         let invoice = format!("{}{:02}", self.month.year(), self.month.month());
         let bp_start = self.month.start().timestamp_millis();
@@ -167,12 +166,17 @@ impl CurWriter {
         let num = |f: &dyn Fn(&Line) -> Option<f64>| ColumnData::Double(b.iter().map(f).collect());
         let same = |v: Option<&'static str>| ColumnData::Utf8(vec![v; n]);
         let is_usage = |l: &Line| l.line_type == "Usage";
-        let families: Vec<Option<String>> =
-            b.iter().map(|l| l.instance_type.map(|t| t.split('.').take(if t.starts_with("db.") || t.starts_with("cache.") { 2 } else { 1 }).collect::<Vec<_>>().join("."))).collect();
+        let families: Vec<Option<String>> = b
+            .iter()
+            .map(|l| {
+                l.instance_type.map(|t| t.split('.').take(if t.starts_with("db.") || t.starts_with("cache.") { 2 } else { 1 }).collect::<Vec<_>>().join("."))
+            })
+            .collect();
         let product: Vec<Option<Vec<(&str, Option<&str>)>>> = b
             .iter()
             .map(|l| {
-                let mut m = vec![("product_name", Some(service_name(l.product_code))), ("region", Some(REGION)), ("servicename", Some(service_name(l.product_code)))];
+                let mut m =
+                    vec![("product_name", Some(service_name(l.product_code))), ("region", Some(REGION)), ("servicename", Some(service_name(l.product_code)))];
                 if let Some(t) = l.instance_type {
                     m.push(("instance_type", Some(t)));
                 }
@@ -484,7 +488,17 @@ pub(crate) fn month(params: &Params, tenants: &[TenantSpec], month: Month, index
         rds.product_family = "Database Instance";
         rds.pricing_unit = "Hrs";
         cur.push(rds)?;
-        let mut st = line(hour, next, "AmazonRDS", &rds_storage_usage, "CreateDBInstance:0014", Some(&rds_arn), &rds_storage_desc, 500.0 / hours_in_month, RDS_GP3_MAZ_GB_MONTH);
+        let mut st = line(
+            hour,
+            next,
+            "AmazonRDS",
+            &rds_storage_usage,
+            "CreateDBInstance:0014",
+            Some(&rds_arn),
+            &rds_storage_desc,
+            500.0 / hours_in_month,
+            RDS_GP3_MAZ_GB_MONTH,
+        );
         st.product_family = "Database Storage";
         st.pricing_unit = "GB-Mo";
         cur.push(st)?;
@@ -506,7 +520,8 @@ pub(crate) fn month(params: &Params, tenants: &[TenantSpec], month: Month, index
         lcu.pricing_unit = "LCU-Hrs";
         cur.push(lcu)?;
         let egress_total = 2.0 * scale * l / 0.62 * sim::noise(&mut rng, 0.15);
-        let mut dto = line(hour, next, "AWSDataTransfer", &dto_usage, "LoadBalancing-PublicIP-Out", Some(&alb_arn), &dto_desc, cur_round(egress_total), TRANSFER_OUT_GB);
+        let mut dto =
+            line(hour, next, "AWSDataTransfer", &dto_usage, "LoadBalancing-PublicIP-Out", Some(&alb_arn), &dto_desc, cur_round(egress_total), TRANSFER_OUT_GB);
         dto.product_family = "Data Transfer";
         dto.pricing_unit = "GB";
         cur.push(dto)?;
@@ -523,13 +538,48 @@ pub(crate) fn month(params: &Params, tenants: &[TenantSpec], month: Month, index
             let t = &tenants[r];
             let on = r < params.spread_tenants || rng.random::<f64>() < params.tail_activity;
             present[r] = on;
-            usage.push(UsageRow { hour_ms: ms, tenant: r as u32, metric: 4, value: round6(330.0 * growth * t.weight.powf(0.9) / s09), resource: Some(rds_arn.clone()), workload: None })?;
+            usage.push(UsageRow {
+                hour_ms: ms,
+                tenant: r as u32,
+                metric: 4,
+                value: round6(330.0 * growth * t.weight.powf(0.9) / s09),
+                resource: Some(rds_arn.clone()),
+                workload: None,
+            })?;
             usage.push(UsageRow { hour_ms: ms, tenant: r as u32, metric: 6, value: round6(7.5 * t.weight.powf(0.8) / s08), resource: None, workload: None })?;
             if on {
-                usage.push(UsageRow { hour_ms: ms, tenant: r as u32, metric: 5, value: round6(exec_total * t.weight * sim::noise(&mut rng, 0.3)), resource: Some(rds_arn.clone()), workload: None })?;
-                usage.push(UsageRow { hour_ms: ms, tenant: r as u32, metric: 7, value: (commands_total * t.weight * sim::noise(&mut rng, 0.3)).round(), resource: None, workload: None })?;
-                usage.push(UsageRow { hour_ms: ms, tenant: r as u32, metric: 8, value: round6(egress_total * egress_weight[r] * sim::noise(&mut rng, 0.2)), resource: None, workload: None })?;
-                usage.push(UsageRow { hour_ms: ms, tenant: r as u32, metric: 9, value: (requests_total * t.weight * sim::noise(&mut rng, 0.2)).round(), resource: Some(alb_arn.clone()), workload: None })?;
+                usage.push(UsageRow {
+                    hour_ms: ms,
+                    tenant: r as u32,
+                    metric: 5,
+                    value: round6(exec_total * t.weight * sim::noise(&mut rng, 0.3)),
+                    resource: Some(rds_arn.clone()),
+                    workload: None,
+                })?;
+                usage.push(UsageRow {
+                    hour_ms: ms,
+                    tenant: r as u32,
+                    metric: 7,
+                    value: (commands_total * t.weight * sim::noise(&mut rng, 0.3)).round(),
+                    resource: None,
+                    workload: None,
+                })?;
+                usage.push(UsageRow {
+                    hour_ms: ms,
+                    tenant: r as u32,
+                    metric: 8,
+                    value: round6(egress_total * egress_weight[r] * sim::noise(&mut rng, 0.2)),
+                    resource: None,
+                    workload: None,
+                })?;
+                usage.push(UsageRow {
+                    hour_ms: ms,
+                    tenant: r as u32,
+                    metric: 9,
+                    value: (requests_total * t.weight * sim::noise(&mut rng, 0.2)).round(),
+                    resource: Some(alb_arn.clone()),
+                    workload: None,
+                })?;
             }
         }
         // Pods: each tenant's slice of the pods that serve it.
@@ -567,7 +617,14 @@ pub(crate) fn month(params: &Params, tenants: &[TenantSpec], month: Month, index
                     let cpu_used = cpu_req * cluster.cpu_utilisation * burst * sim::noise(&mut rng, 0.25);
                     let mem_used = mem_req * 0.72 * sim::noise(&mut rng, 0.15);
                     for (metric, value) in [(0u8, cpu_req), (1, cpu_used), (2, mem_req), (3, mem_used)] {
-                        usage.push(UsageRow { hour_ms: ms, tenant: r as u32, metric, value: round6(value), resource: Some(node.clone()), workload: Some(workload.clone()) })?;
+                        usage.push(UsageRow {
+                            hour_ms: ms,
+                            tenant: r as u32,
+                            metric,
+                            value: round6(value),
+                            resource: Some(node.clone()),
+                            workload: Some(workload.clone()),
+                        })?;
                     }
                 }
             }
@@ -604,19 +661,40 @@ pub(crate) fn month(params: &Params, tenants: &[TenantSpec], month: Month, index
             cur.push(s)?;
             let metric_usage: Arc<str> = "CW:MetricMonitorUsage".into();
             let metric_desc: Arc<str> = format!("${CW_METRIC_MONTH} per metric-month - first 10,000 metrics").into();
-            let mut m = line(hour, day_end, "AmazonCloudWatch", &metric_usage, "MetricStorage", None, &metric_desc, cur_round(230.0 * scale * frac), CW_METRIC_MONTH);
+            let mut m =
+                line(hour, day_end, "AmazonCloudWatch", &metric_usage, "MetricStorage", None, &metric_desc, cur_round(230.0 * scale * frac), CW_METRIC_MONTH);
             m.product_family = "Metric";
             m.pricing_unit = "Metrics";
             cur.push(m)?;
             let logs_usage: Arc<str> = "DataProcessing-Bytes".into();
             let logs_desc: Arc<str> = format!("${CW_LOGS_GB} per GB custom log data ingested").into();
-            let mut g = line(hour, day_end, "AmazonCloudWatch", &logs_usage, "PutLogEvents", None, &logs_desc, cur_round(4.6 * scale * sim::noise(&mut rng, 0.2) * day_hours / 24.0), CW_LOGS_GB);
+            let mut g = line(
+                hour,
+                day_end,
+                "AmazonCloudWatch",
+                &logs_usage,
+                "PutLogEvents",
+                None,
+                &logs_desc,
+                cur_round(4.6 * scale * sim::noise(&mut rng, 0.2) * day_hours / 24.0),
+                CW_LOGS_GB,
+            );
             g.product_family = "Data Payload";
             g.pricing_unit = "GB";
             cur.push(g)?;
             let backup_usage: Arc<str> = "RDS:ChargedBackupUsage".into();
             let backup_desc: Arc<str> = format!("${RDS_BACKUP_GB_MONTH} per additional GB-month of backup storage exceeding free allocation").into();
-            let mut bk = line(hour, day_end, "AmazonRDS", &backup_usage, "CreateDBInstance:0014", Some(&rds_arn), &backup_desc, cur_round(100.0 * frac), RDS_BACKUP_GB_MONTH);
+            let mut bk = line(
+                hour,
+                day_end,
+                "AmazonRDS",
+                &backup_usage,
+                "CreateDBInstance:0014",
+                Some(&rds_arn),
+                &backup_desc,
+                cur_round(100.0 * frac),
+                RDS_BACKUP_GB_MONTH,
+            );
             bk.product_family = "Storage Snapshot";
             bk.pricing_unit = "GB-Mo";
             cur.push(bk)?;

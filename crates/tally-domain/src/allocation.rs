@@ -100,11 +100,7 @@ impl PoolId {
             && value.len() <= 64
             && value.as_bytes()[0].is_ascii_lowercase()
             && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if ok {
-            Ok(Self(value.to_owned()))
-        } else {
-            Err(ValidationError::new("pool", value, "a snake_case name such as eks_compute"))
-        }
+        if ok { Ok(Self(value.to_owned())) } else { Err(ValidationError::new("pool", value, "a snake_case name such as eks_compute")) }
     }
 
     pub fn as_str(&self) -> &str {

@@ -90,12 +90,7 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            rate_limit_per_minute: 100,
-            trust_forwarded_for: false,
-            public_url: None,
-        }
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8080)), rate_limit_per_minute: 100, trust_forwarded_for: false, public_url: None }
     }
 }
 
@@ -113,12 +108,7 @@ pub struct FinanceConfig {
 
 impl Default for FinanceConfig {
     fn default() -> Self {
-        Self {
-            cash_balance: None,
-            cash_balance_date: None,
-            target_margin_percent: Decimal::from(60),
-            monthly_costs: Vec::new(),
-        }
+        Self { cash_balance: None, cash_balance_date: None, target_margin_percent: Decimal::from(60), monthly_costs: Vec::new() }
     }
 }
 
@@ -287,14 +277,7 @@ pub struct CostExplorerConfig {
 
 impl Default for CostExplorerConfig {
     fn default() -> Self {
-        Self {
-            enabled: false,
-            schedule: "0 20 6 * * *".into(),
-            restate_days: 3,
-            monthly_request_budget: 500,
-            tenant_tag: "tenant".into(),
-            max_retries: 5,
-        }
+        Self { enabled: false, schedule: "0 20 6 * * *".into(), restate_days: 3, monthly_request_budget: 500, tenant_tag: "tenant".into(), max_retries: 5 }
     }
 }
 
@@ -548,7 +531,11 @@ impl Config {
             return Err(err("savings.baseline_share", self.savings.baseline_share.to_string(), "a share of hours above 0 and at most 1, e.g. 0.95"));
         }
         if self.savings.recommendations_enabled && !self.collectors.cost_explorer.enabled {
-            return Err(err("savings.recommendations_enabled", "true".into(), "collectors.cost_explorer.enabled = true as well (the recommendations come from Cost Explorer)"));
+            return Err(err(
+                "savings.recommendations_enabled",
+                "true".into(),
+                "collectors.cost_explorer.enabled = true as well (the recommendations come from Cost Explorer)",
+            ));
         }
         if self.server.rate_limit_per_minute == 0 {
             return Err(err("server.rate_limit_per_minute", "0".into(), "a positive number of requests per minute"));
@@ -705,14 +692,10 @@ fn coerce(defaults: &toml::Table, path: &[String], raw: &str) -> Result<toml::Va
         node = table.and_then(|t| t.get(seg));
         table = node.and_then(toml::Value::as_table);
     }
-    let parse_inline = |raw: &str| -> Option<toml::Value> {
-        format!("v = {raw}").parse::<toml::Table>().ok().and_then(|mut t| t.remove("v"))
-    };
+    let parse_inline = |raw: &str| -> Option<toml::Value> { format!("v = {raw}").parse::<toml::Table>().ok().and_then(|mut t| t.remove("v")) };
     Ok(match node {
         Some(toml::Value::String(_)) => toml::Value::String(raw.to_owned()),
-        Some(toml::Value::Integer(_)) => {
-            toml::Value::Integer(raw.trim().parse().map_err(|_| "an integer".to_string())?)
-        }
+        Some(toml::Value::Integer(_)) => toml::Value::Integer(raw.trim().parse().map_err(|_| "an integer".to_string())?),
         Some(toml::Value::Float(_)) => toml::Value::Float(raw.trim().parse().map_err(|_| "a number".to_string())?),
         Some(toml::Value::Boolean(_)) => toml::Value::Boolean(match raw.trim().to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "on" => true,

@@ -125,10 +125,7 @@ impl fmt::Display for LineType {
 impl FromStr for LineType {
     type Err = ValidationError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| ValidationError::new("line type", s, "a Tally line type such as usage or ri_fee"))
+        Self::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| ValidationError::new("line type", s, "a Tally line type such as usage or ri_fee"))
     }
 }
 

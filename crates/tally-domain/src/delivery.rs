@@ -52,14 +52,9 @@ fn from_period(path: &str) -> Option<String> {
 /// Files a manifest names: `dataFiles` (Data Exports) or `reportKeys` (legacy CUR).
 fn manifest_keys(body: &str) -> Result<Vec<String>, String> {
     let json: serde_json::Value = serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))?;
-    let list = json
-        .get("dataFiles")
-        .or_else(|| json.get("reportKeys"))
-        .and_then(serde_json::Value::as_array)
-        .ok_or("it has neither dataFiles nor reportKeys")?;
-    list.iter()
-        .map(|v| v.as_str().map(str::to_owned).ok_or_else(|| "a file entry that is not a string".to_string()))
-        .collect()
+    let list =
+        json.get("dataFiles").or_else(|| json.get("reportKeys")).and_then(serde_json::Value::as_array).ok_or("it has neither dataFiles nor reportKeys")?;
+    list.iter().map(|v| v.as_str().map(str::to_owned).ok_or_else(|| "a file entry that is not a string".to_string())).collect()
 }
 
 /// Chooses the files to import from a listing. `read` returns a manifest's text.

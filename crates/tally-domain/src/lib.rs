@@ -28,14 +28,13 @@ mod usage;
 pub use allocation::{Allocatee, AllocationRow, Explanation, PoolId, UnallocatedReason};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
-    AllocationConfig, CloudWatchConfig, CloudWatchQuery, CollectorsConfig, Config, ConfigError,
-    CostExplorerConfig, DatabaseConfig, FinanceConfig, IdlePolicy, InstanceCapacity, MonthlyCost,
-    PoolMethod, PoolRule, PostgresCollectorConfig, RedisCollectorConfig, SavingsConfig, ScheduleConfig, MONTHLY_COSTS_DOCUMENT,
+    AllocationConfig, CloudWatchConfig, CloudWatchQuery, CollectorsConfig, Config, ConfigError, CostExplorerConfig, DatabaseConfig, FinanceConfig, IdlePolicy,
+    InstanceCapacity, MONTHLY_COSTS_DOCUMENT, MonthlyCost, PoolMethod, PoolRule, PostgresCollectorConfig, RedisCollectorConfig, SavingsConfig, ScheduleConfig,
     ServerConfig, SharedPolicy, TenantConfig,
 };
 pub use cost::{CostLine, CostSource, LineType};
 pub use error::ValidationError;
-pub use money::{currency_symbol, format_amount, Currency, CurrencyMismatch, Money};
+pub use money::{Currency, CurrencyMismatch, Money, currency_symbol, format_amount};
 pub use period::{Granularity, Month, Period};
 pub use ports::{AllocationOutcome, AllocationTrigger, JobOutcome, JobRun};
 pub use revenue::RevenueEntry;

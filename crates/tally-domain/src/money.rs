@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::ValidationError;
 
 /// Active ISO 4217 currency codes and their number of minor-unit digits.
+#[rustfmt::skip]
 const ISO_4217: &[(&str, u32)] = &[
     ("AED", 2), ("AFN", 2), ("ALL", 2), ("AMD", 2), ("ANG", 2), ("AOA", 2), ("ARS", 2), ("AUD", 2),
     ("AWG", 2), ("AZN", 2), ("BAM", 2), ("BBD", 2), ("BDT", 2), ("BGN", 2), ("BHD", 3), ("BIF", 0),
@@ -141,18 +142,11 @@ impl Money {
 
     /// Rounded to the currency's minor unit, half away from zero, as invoices are.
     pub fn round_to_minor(self) -> Money {
-        Money {
-            amount: self.amount.round_dp_with_strategy(self.currency.minor_units, RoundingStrategy::MidpointAwayFromZero),
-            currency: self.currency,
-        }
+        Money { amount: self.amount.round_dp_with_strategy(self.currency.minor_units, RoundingStrategy::MidpointAwayFromZero), currency: self.currency }
     }
 
     fn same_currency(self, other: Money) -> Result<(), CurrencyMismatch> {
-        if self.currency == other.currency {
-            Ok(())
-        } else {
-            Err(CurrencyMismatch { left: self.currency, right: other.currency })
-        }
+        if self.currency == other.currency { Ok(()) } else { Err(CurrencyMismatch { left: self.currency, right: other.currency }) }
     }
 }
 

@@ -100,11 +100,7 @@ impl Tenant {
     pub fn new(id: TenantId, display_name: &str, plan: Option<&str>) -> Result<Self, ValidationError> {
         let name = display_name.trim();
         if name.is_empty() || name.chars().count() > Self::MAX_NAME_LEN || name.chars().any(char::is_control) {
-            return Err(ValidationError::new(
-                "tenant display name",
-                display_name,
-                "1-200 printable characters",
-            ));
+            return Err(ValidationError::new("tenant display name", display_name, "1-200 printable characters"));
         }
         let plan = match plan.map(str::trim) {
             None | Some("") => None,

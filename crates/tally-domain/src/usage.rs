@@ -31,11 +31,7 @@ impl Metric {
             && value.len() <= 64
             && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
             && value.as_bytes()[0].is_ascii_lowercase();
-        if ok {
-            Ok(Self(value.to_owned()))
-        } else {
-            Err(ValidationError::new("metric", value, "a snake_case name of at most 64 characters, e.g. egress_gb"))
-        }
+        if ok { Ok(Self(value.to_owned())) } else { Err(ValidationError::new("metric", value, "a snake_case name of at most 64 characters, e.g. egress_gb")) }
     }
 
     pub fn as_str(&self) -> &str {
@@ -82,12 +78,7 @@ pub struct UsageSample {
 }
 
 impl UsageSample {
-    pub fn new(
-        hour: DateTime<Utc>,
-        tenant: TenantId,
-        metric: Metric,
-        value: f64,
-    ) -> Result<Self, ValidationError> {
+    pub fn new(hour: DateTime<Utc>, tenant: TenantId, metric: Metric, value: f64) -> Result<Self, ValidationError> {
         let hour = Period::hour(hour)?;
         if !value.is_finite() || value < 0.0 {
             return Err(ValidationError::new("usage value", value, "a finite number >= 0"));

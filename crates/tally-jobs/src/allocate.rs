@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use tally_domain::{AllocationOutcome, AllocationTrigger, CostSource, Month};
 use tally_storage::{AllocationResultSet, BilledTotal, CostLineFilter};
 
-use crate::runs::{allocate_job, record, Tracker};
-use crate::{blocking, App, JobError, Result};
+use crate::runs::{Tracker, allocate_job, record};
+use crate::{App, JobError, Result, blocking};
 
 /// Which billing source a month is allocated from when several hold data:
 /// the invoice-grade files first, Cost Explorer next, demo data last.

@@ -3,12 +3,12 @@
 use async_trait::async_trait;
 use chrono::{Duration, NaiveDate};
 use serde::Serialize;
-use tally_collectors::cost_explorer::{collect, CollectError, CostExplorerApi, RequestMeter};
+use tally_collectors::cost_explorer::{CollectError, CostExplorerApi, RequestMeter, collect};
 use tally_collectors::retry::RetryPolicy;
 use tally_domain::{CostSource, Month};
 use tally_storage::{CostImport, CostLineFilter, ReplaceScope, Store};
 
-use crate::runs::{record, Tracker};
+use crate::runs::{Tracker, record};
 use crate::{App, JobError, Result};
 
 pub const COST_EXPLORER: &str = "cost_explorer";
@@ -89,10 +89,24 @@ pub async fn collect_costs(app: &App, api: &dyn CostExplorerApi, window: Option<
         let label = format!("Cost Explorer {from}..{to}");
         let tenants: Vec<_> = collected.lines.iter().filter_map(|l| l.tenant.clone()).collect();
         app.store.ensure_tenants(&tenants).await?;
-        let summary = app.store.replace_cost_lines(CostImport { source: CostSource::CostExplorer, label: &label, scope: &scope, lines: &collected.lines }).await?;
+        let summary =
+            app.store.replace_cost_lines(CostImport { source: CostSource::CostExplorer, label: &label, scope: &scope, lines: &collected.lines }).await?;
         tracker.rows(summary.inserted as i64);
-        tracker.detail(format!("{from}..{to}: {} lines, {} requests, {} day(s) still estimated", summary.inserted, collected.requests, collected.estimated_days.len()));
-        Ok(CostsCollected { from, to, lines: collected.lines.len(), replaced: summary.replaced, requests: collected.requests, estimated_days: collected.estimated_days.len(), job_run: 0 })
+        tracker.detail(format!(
+            "{from}..{to}: {} lines, {} requests, {} day(s) still estimated",
+            summary.inserted,
+            collected.requests,
+            collected.estimated_days.len()
+        ));
+        Ok(CostsCollected {
+            from,
+            to,
+            lines: collected.lines.len(),
+            replaced: summary.replaced,
+            requests: collected.requests,
+            estimated_days: collected.estimated_days.len(),
+            job_run: 0,
+        })
     })
     .await?;
     out.job_run = run;

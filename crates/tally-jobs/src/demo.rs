@@ -9,8 +9,8 @@ use tally_datagen::Params;
 use tally_domain::{CostSource, Currency, Money, Month, Tenant, TenantId};
 use tally_storage::NewCashBalance;
 
-use crate::import::{import_billing, import_revenue, import_usage, BillingFormat};
-use crate::{allocate, blocking, App, JobError, Progress, Result};
+use crate::import::{BillingFormat, import_billing, import_revenue, import_usage};
+use crate::{App, JobError, Progress, Result, allocate, blocking};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DemoOptions {
@@ -79,7 +79,11 @@ pub async fn load_demo(app: &App, opts: &DemoOptions, progress: &dyn Progress) -
         // The reference company's cash at the start of the demo: a little over a year of burn.
         let as_of = months[0].first_day();
         app.store
-            .add_cash_balance(&NewCashBalance { as_of, amount: Money::parse("480000.00", Currency::USD).expect("literal"), note: Some("demo opening balance".into()) })
+            .add_cash_balance(&NewCashBalance {
+                as_of,
+                amount: Money::parse("480000.00", Currency::USD).expect("literal"),
+                note: Some("demo opening balance".into()),
+            })
             .await?;
     }
     crate::keep_configured_monthly_costs(app).await?;
@@ -99,7 +103,11 @@ pub async fn load_demo(app: &App, opts: &DemoOptions, progress: &dyn Progress) -
     }
     progress.done("allocated");
     // The reference company's own rough idea (REFERENCE-DEPLOYMENT.md), which the savings page checks.
-    crate::savings::keep_estimate(app, &tally_savings::Estimate { share: Some(rust_decimal::Decimal::new(30, 2)), monthly: Some(rust_decimal::Decimal::from(600)) }).await?;
+    crate::savings::keep_estimate(
+        app,
+        &tally_savings::Estimate { share: Some(rust_decimal::Decimal::new(30, 2)), monthly: Some(rust_decimal::Decimal::from(600)) },
+    )
+    .await?;
     progress.stage("projecting reservation savings", 0);
     crate::savings::refresh(app).await?;
     progress.done("savings projected");

@@ -12,12 +12,12 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use tally_allocation::read::{read_cur, read_focus, read_revenue, read_usage};
 use tally_allocation::{FileLines, ReadOptions};
-use tally_domain::delivery::{select_latest, ListedObject};
+use tally_domain::delivery::{ListedObject, select_latest};
 use tally_domain::{CostLine, CostSource, Currency, Month, TenantId};
 use tally_storage::{CostImport, ReplaceScope, UsageImport};
 
-use crate::runs::{record, Tracker};
-use crate::{blocking, App, JobError, Progress, Result};
+use crate::runs::{Tracker, record};
+use crate::{App, JobError, Progress, Result, blocking};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -104,7 +104,12 @@ pub fn local_files(path: &Path) -> Result<(Vec<PathBuf>, Vec<String>)> {
 
 /// Downloads the latest snapshot of each billing period under an
 /// `s3://bucket/prefix` into the data directory, for [`import_billing`].
-pub async fn fetch_s3(app: &App, reader: &tally_collectors::s3::S3Reader, url: &str, policy: &tally_collectors::retry::RetryPolicy) -> Result<(Vec<PathBuf>, Vec<String>)> {
+pub async fn fetch_s3(
+    app: &App,
+    reader: &tally_collectors::s3::S3Reader,
+    url: &str,
+    policy: &tally_collectors::retry::RetryPolicy,
+) -> Result<(Vec<PathBuf>, Vec<String>)> {
     let location = tally_collectors::s3::S3Location::parse(url).map_err(JobError::Invalid)?;
     let into = app.data_dir.join("downloads").join(format!("{}-{}", location.bucket, app.clock.now().format("%Y%m%dT%H%M%S%.3f")));
     let (files, selection) = reader.fetch_delivery(&location, &into, policy).await.map_err(JobError::Failed)?;
@@ -116,7 +121,14 @@ pub async fn fetch_s3(app: &App, reader: &tally_collectors::s3::S3Reader, url: &
 
 /// Reads `files` as `format` and replaces the billing months they contain.
 /// `source` overrides the lines' source (the demo marks its data as such).
-pub async fn import_billing(app: &App, files: Vec<PathBuf>, notes: Vec<String>, format: BillingFormat, source: Option<CostSource>, progress: &dyn Progress) -> Result<BillingImport> {
+pub async fn import_billing(
+    app: &App,
+    files: Vec<PathBuf>,
+    notes: Vec<String>,
+    format: BillingFormat,
+    source: Option<CostSource>,
+    progress: &dyn Progress,
+) -> Result<BillingImport> {
     let source = source.unwrap_or(format.source());
     let label = files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ");
     let opts = read_options(app)?;
@@ -126,10 +138,12 @@ pub async fn import_billing(app: &App, files: Vec<PathBuf>, notes: Vec<String>, 
         let mut read: Vec<FileLines> = Vec::new();
         for f in &files {
             let (f2, o) = (f.clone(), opts.clone());
-            let fl = blocking(move || Ok(match format {
-                BillingFormat::Cur => read_cur(&f2, &o)?,
-                BillingFormat::Focus => read_focus(&f2, &o)?,
-            }))
+            let fl = blocking(move || {
+                Ok(match format {
+                    BillingFormat::Cur => read_cur(&f2, &o)?,
+                    BillingFormat::Focus => read_focus(&f2, &o)?,
+                })
+            })
             .await?;
             progress.advance(1);
             read.push(fl);
@@ -152,7 +166,12 @@ pub async fn import_billing(app: &App, files: Vec<PathBuf>, notes: Vec<String>, 
         tracker.rows(summary.inserted as i64);
         let mut per_month: BTreeMap<Month, MonthImported> = BTreeMap::new();
         for l in &lines {
-            let m = per_month.entry(l.billing_month).or_insert(MonthImported { month: l.billing_month, lines: 0, unblended: Decimal::ZERO, amortized: Decimal::ZERO });
+            let m = per_month.entry(l.billing_month).or_insert(MonthImported {
+                month: l.billing_month,
+                lines: 0,
+                unblended: Decimal::ZERO,
+                amortized: Decimal::ZERO,
+            });
             m.lines += 1;
             m.unblended += l.unblended;
             m.amortized += l.amortized;

@@ -1,15 +1,15 @@
 //! The product's job runner: builds the real clients and runs each job.
 
 use async_trait::async_trait;
-use tally_collectors::aws::{sdk_config, AwsSettings};
+use tally_collectors::aws::{AwsSettings, sdk_config};
 use tally_collectors::cloudwatch::SdkCloudWatch;
 use tally_collectors::cost_explorer::SdkCostExplorer;
 use tally_collectors::retry::RetryPolicy;
 use tally_storage::appdb::AppDatabase;
 
-use crate::scheduler::{allocation_months, JobKind, JobRunner};
-use crate::usage::{collect_cloudwatch, collect_postgres, collect_redis_usage, AppDatabaseSource};
-use crate::{allocate, collect, App, JobError, Result};
+use crate::scheduler::{JobKind, JobRunner, allocation_months};
+use crate::usage::{AppDatabaseSource, collect_cloudwatch, collect_postgres, collect_redis_usage};
+use crate::{App, JobError, Result, allocate, collect};
 
 /// Runs jobs against the real AWS account (the standard credential chain,
 /// `AWS_ENDPOINT_URL`), the application's database and cache.

@@ -8,14 +8,14 @@ use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
-use tally_collectors::recommendations::{collect, RecommendationsApi, RecommendationsError};
+use tally_collectors::recommendations::{RecommendationsApi, RecommendationsError, collect};
 use tally_collectors::retry::RetryPolicy;
 use tally_domain::Month;
-use tally_savings::{offer, project, Estimate, PriceCatalogue, ProjectionParams, Recommendations, SavingsReport, Service};
+use tally_savings::{Estimate, PriceCatalogue, ProjectionParams, Recommendations, SavingsReport, Service, offer, project};
 use tally_storage::CostLineFilter;
 
 use crate::collect::BudgetMeter;
-use crate::runs::{record, Tracker};
+use crate::runs::{Tracker, record};
 use crate::{App, JobError, Result};
 
 /// The look-backs Cost Explorer offers; each gets its own stored projection.
@@ -44,7 +44,9 @@ pub fn recommendations_doc(lookback_days: u32) -> String {
 /// The catalogue in use: the stored one, else the bundled snapshot.
 pub async fn catalogue(app: &App) -> Result<PriceCatalogue> {
     match app.store.document(CATALOGUE_DOC).await? {
-        Some((body, _)) => serde_json::from_str(&body).map_err(|e| JobError::Failed(format!("the stored price catalogue is unreadable ({e}); import an offer file again"))),
+        Some((body, _)) => {
+            serde_json::from_str(&body).map_err(|e| JobError::Failed(format!("the stored price catalogue is unreadable ({e}); import an offer file again")))
+        }
         None => Ok(PriceCatalogue::bundled()),
     }
 }
@@ -76,7 +78,13 @@ pub async fn import_prices(app: &App, path: &Path) -> Result<PricesImported> {
         let body = serde_json::to_string(&current).map_err(|e| JobError::Failed(e.to_string()))?;
         app.store.put_document(CATALOGUE_DOC, &body, app.clock.now()).await?;
         tracker.rows((summary.instance_prices + summary.savings_plan_rates) as i64);
-        tracker.detail(format!("{} published {}: {} instance prices, {} Savings Plan rates", summary.offers.join(", "), summary.published, summary.instance_prices, summary.savings_plan_rates));
+        tracker.detail(format!(
+            "{} published {}: {} instance prices, {} Savings Plan rates",
+            summary.offers.join(", "),
+            summary.published,
+            summary.instance_prices,
+            summary.savings_plan_rates
+        ));
         Ok(summary)
     })
     .await?;
@@ -89,7 +97,8 @@ pub async fn compute(app: &App, lookback_days: u32) -> Result<Option<SavingsRepo
     let months = app.store.billing_months().await?;
     let Some(last) = months.iter().max().copied() else { return Ok(None) };
     let services = [Service::Ec2, Service::Rds, Service::ElastiCache].iter().map(|s| s.code().to_owned()).collect();
-    let filter = CostLineFilter { from: Some(last.start() - Duration::days(i64::from(lookback_days) + 31)), to: Some(last.end()), services, ..Default::default() };
+    let filter =
+        CostLineFilter { from: Some(last.start() - Duration::days(i64::from(lookback_days) + 31)), to: Some(last.end()), services, ..Default::default() };
     let lines = app.store.cost_lines(&filter).await?;
     if lines.is_empty() {
         return Ok(None);
@@ -177,7 +186,9 @@ pub async fn collect_recommendations(app: &App, api: &dyn RecommendationsApi, lo
         let meter = BudgetMeter { store: app.store.as_ref(), month: Month::of(app.clock.now()), budget: cfg.monthly_request_budget, tracker: tracker.clone() };
         let (recs, requests) = match collect(api, &meter, policy, lookback_days, app.clock.now()).await {
             Ok(r) => r,
-            Err(RecommendationsError::Budget(reason)) => return Err(JobError::Invalid(format!("stopped before sending a request: {reason}; nothing was written"))),
+            Err(RecommendationsError::Budget(reason)) => {
+                return Err(JobError::Invalid(format!("stopped before sending a request: {reason}; nothing was written")));
+            }
             Err(e) => return Err(JobError::Failed(format!("{e}; nothing was written"))),
         };
         let body = serde_json::to_string(&recs).map_err(|e| JobError::Failed(e.to_string()))?;

@@ -111,7 +111,10 @@ impl Scheduler {
             jobs.push(ScheduledJob { kind: JobKind::CollectRedis, schedule: parse(&c.redis.schedule, "collectors.redis.schedule")? });
         }
         if app.config.savings.recommendations_enabled && c.cost_explorer.enabled {
-            jobs.push(ScheduledJob { kind: JobKind::CollectRecommendations, schedule: parse(&app.config.savings.recommendations_schedule, "savings.recommendations_schedule")? });
+            jobs.push(ScheduledJob {
+                kind: JobKind::CollectRecommendations,
+                schedule: parse(&app.config.savings.recommendations_schedule, "savings.recommendations_schedule")?,
+            });
         }
         jobs.push(ScheduledJob { kind: JobKind::Allocate, schedule: parse(&app.config.schedule.allocate, "schedule.allocate")? });
         Ok(Self::new(app, jobs, runner))

@@ -7,15 +7,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde::{Deserialize, Serialize};
-use tally_collectors::cloudwatch::{collect_usage, CloudWatchApi};
+use tally_collectors::cloudwatch::{CloudWatchApi, collect_usage};
 use tally_collectors::redis_usage::collect_redis;
 use tally_collectors::retry::RetryPolicy;
-use tally_collectors::tenant_db::{collect_database, exec_seconds, Naming, TenantDatabase};
+use tally_collectors::tenant_db::{Naming, TenantDatabase, collect_database, exec_seconds};
 use tally_domain::{Metric, TenantId, UsageSample};
-use tally_storage::appdb::AppDatabase;
 use tally_storage::UsageImport;
+use tally_storage::appdb::AppDatabase;
 
-use crate::runs::{record, Tracker};
+use crate::runs::{Tracker, record};
 use crate::{App, JobError, Result};
 
 /// The application database through the storage crate's read-only queries.
@@ -64,7 +64,12 @@ fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
 
 /// CloudWatch: the configured queries over `[from, to)` (default: the last
 /// `lookback_hours` complete hours).
-pub async fn collect_cloudwatch(app: &App, api: &dyn CloudWatchApi, window: Option<(DateTime<Utc>, DateTime<Utc>)>, policy: &RetryPolicy) -> Result<UsageStored> {
+pub async fn collect_cloudwatch(
+    app: &App,
+    api: &dyn CloudWatchApi,
+    window: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    policy: &RetryPolicy,
+) -> Result<UsageStored> {
     let cfg = &app.config.collectors.cloudwatch;
     if cfg.queries.is_empty() {
         return Err(JobError::Invalid("no collectors.cloudwatch.queries are configured".into()));
@@ -97,7 +102,12 @@ static SAID_NO_PG_STAT_STATEMENTS: AtomicBool = AtomicBool::new(false);
 /// since the last run (spread evenly over the hours in between).
 pub async fn collect_postgres(app: &App, db: &dyn TenantDatabase) -> Result<UsageStored> {
     let cfg = &app.config.collectors.postgres;
-    let naming = Naming { schema_pattern: cfg.schema_pattern.clone(), schema_tenants: cfg.schema_tenants.clone(), role_pattern: cfg.role_pattern.clone(), exec_time_by: cfg.exec_time_by.clone() };
+    let naming = Naming {
+        schema_pattern: cfg.schema_pattern.clone(),
+        schema_tenants: cfg.schema_tenants.clone(),
+        role_pattern: cfg.role_pattern.clone(),
+        exec_time_by: cfg.exec_time_by.clone(),
+    };
     let (out, run) = record(app, "collect:usage:postgres", |tracker: Tracker| async move {
         let now = app.clock.now();
         let got = collect_database(db, &naming, hour_of(now)).await.map_err(JobError::Failed)?;
@@ -115,10 +125,14 @@ pub async fn collect_postgres(app: &App, db: &dyn TenantDatabase) -> Result<Usag
                 let secs = exec_seconds(&prev.ms, current);
                 let first = hour_of(prev.taken_at);
                 let last = hour_of(now);
-                let hours: Vec<DateTime<Utc>> = if last <= first { vec![last] } else { (0..(last - first).num_hours()).map(|h| first + Duration::hours(h)).collect() };
+                let hours: Vec<DateTime<Utc>> =
+                    if last <= first { vec![last] } else { (0..(last - first).num_hours()).map(|h| first + Duration::hours(h)).collect() };
                 for (tenant, s) in secs {
                     for h in &hours {
-                        samples.push(UsageSample::new(*h, tenant.clone(), Metric::parse("db_exec_seconds").expect("canonical"), s / hours.len() as f64).map_err(|e| JobError::Failed(e.to_string()))?);
+                        samples.push(
+                            UsageSample::new(*h, tenant.clone(), Metric::parse("db_exec_seconds").expect("canonical"), s / hours.len() as f64)
+                                .map_err(|e| JobError::Failed(e.to_string()))?,
+                        );
                     }
                 }
             } else {

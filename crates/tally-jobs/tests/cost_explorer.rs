@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
-use serde_json::{json, Value};
-use tally_collectors::aws::{sdk_config, AwsSettings};
+use serde_json::{Value, json};
+use tally_collectors::aws::{AwsSettings, sdk_config};
 use tally_collectors::cost_explorer::SdkCostExplorer;
 use tally_collectors::retry::RetryPolicy;
 use tally_domain::{Config, CostSource, ManualClock, Month};
-use tally_jobs::collect::collect_costs;
 use tally_jobs::App;
+use tally_jobs::collect::collect_costs;
 use tally_storage::{CostLineFilter, SqliteStore, Store};
 
 fn day(d: &str) -> NaiveDate {
@@ -46,7 +46,14 @@ fn seeded(day3_ec2: &str) -> Vec<Value> {
     vec![
         result(
             &[
-                ("2026-10-01", false, vec![group(["Amazon Elastic Compute Cloud - Compute", "BoxUsage:m5.xlarge"], "13.824"), group(["Amazon Simple Storage Service", "TimedStorage-ByteHrs"], "2.10")]),
+                (
+                    "2026-10-01",
+                    false,
+                    vec![
+                        group(["Amazon Elastic Compute Cloud - Compute", "BoxUsage:m5.xlarge"], "13.824"),
+                        group(["Amazon Simple Storage Service", "TimedStorage-ByteHrs"], "2.10"),
+                    ],
+                ),
                 ("2026-10-02", false, vec![group(["Amazon Elastic Compute Cloud - Compute", "BoxUsage:m5.xlarge"], "13.824")]),
             ],
             Some("page-2"),
@@ -86,7 +93,11 @@ impl Fixture {
             data_dir: dir.path().to_path_buf(),
             holder: "test".into(),
         };
-        let settings = AwsSettings { endpoint_url: Some(moto.endpoint()), region: Some("us-east-1".into()), static_credentials: Some(("testing".into(), "testing".into())) };
+        let settings = AwsSettings {
+            endpoint_url: Some(moto.endpoint()),
+            region: Some("us-east-1".into()),
+            static_credentials: Some(("testing".into(), "testing".into())),
+        };
         let api = SdkCostExplorer::new(&sdk_config(&settings).await);
         Self { app, api, moto, http: reqwest::Client::new(), _dir: dir }
     }
@@ -94,7 +105,13 @@ impl Fixture {
     async fn seed(&self, results: Vec<Value>) {
         let r = self.http.post(format!("{}/moto-api/reset", self.moto.endpoint())).send().await.unwrap();
         assert!(r.status().is_success());
-        let r = self.http.post(format!("{}/moto-api/static/ce/cost-and-usage-results", self.moto.endpoint())).json(&json!({ "results": results })).send().await.unwrap();
+        let r = self
+            .http
+            .post(format!("{}/moto-api/static/ce/cost-and-usage-results", self.moto.endpoint()))
+            .json(&json!({ "results": results }))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status().as_u16(), 201);
     }
 
@@ -159,7 +176,11 @@ async fn a_run_that_would_exceed_the_request_budget_stops_before_sending_and_wri
 #[tokio::test]
 async fn an_unreachable_cost_explorer_fails_after_its_retries_and_writes_nothing() {
     let f = Fixture::new(100).await;
-    let settings = AwsSettings { endpoint_url: Some(format!("http://127.0.0.1:{}", tally_test_support::free_port())), region: Some("us-east-1".into()), static_credentials: Some(("testing".into(), "testing".into())) };
+    let settings = AwsSettings {
+        endpoint_url: Some(format!("http://127.0.0.1:{}", tally_test_support::free_port())),
+        region: Some("us-east-1".into()),
+        static_credentials: Some(("testing".into(), "testing".into())),
+    };
     let dead = SdkCostExplorer::new(&sdk_config(&settings).await);
     let err = collect_costs(&f.app, &dead, Some((day("2026-10-01"), day("2026-10-04"))), &fast()).await.unwrap_err();
     assert!(err.to_string().contains("after 3 attempt(s)"), "{err}");

@@ -7,7 +7,7 @@ use tally_collectors::aws::AwsSettings;
 use tally_collectors::retry::RetryPolicy;
 use tally_collectors::s3::S3Reader;
 use tally_domain::{Config, CostSource, ManualClock, Month};
-use tally_jobs::import::{fetch_s3, import_billing, BillingFormat};
+use tally_jobs::import::{BillingFormat, fetch_s3, import_billing};
 use tally_jobs::{App, NoProgress};
 use tally_storage::{CostLineFilter, SqliteStore, Store};
 
@@ -37,7 +37,11 @@ async fn an_s3_delivery_imports_only_its_latest_snapshot_and_once() {
         assert!(http.put(format!("{base}/billing/{key}")).body(body.clone()).send().await.unwrap().status().is_success());
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     }
-    let reader = S3Reader::new(&AwsSettings { endpoint_url: Some(base.clone()), region: Some("us-east-1".into()), static_credentials: Some(("testing".into(), "testing".into())) }, true).await;
+    let reader = S3Reader::new(
+        &AwsSettings { endpoint_url: Some(base.clone()), region: Some("us-east-1".into()), static_credentials: Some(("testing".into(), "testing".into())) },
+        true,
+    )
+    .await;
     let policy = RetryPolicy::new(2);
     let (files, notes) = fetch_s3(&app, &reader, "s3://billing/exports", &policy).await.unwrap();
     assert_eq!(files.len(), 1, "{files:?}");

@@ -2,16 +2,16 @@
 //! per job across replicas sharing a PostgreSQL database.
 
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cron::Schedule;
 use tally_domain::{Clock, Config, ManualClock};
-use tally_jobs::scheduler::{JobKind, JobRunner, Ran, ScheduledJob, Scheduler};
 use tally_jobs::App;
+use tally_jobs::scheduler::{JobKind, JobRunner, Ran, ScheduledJob, Scheduler};
 use tally_storage::{PostgresStore, SqliteStore, Store};
 
 /// Counts runs; each takes `pause`.

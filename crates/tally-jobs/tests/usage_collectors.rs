@@ -4,8 +4,8 @@ use std::process::Command;
 use std::sync::Arc;
 
 use tally_domain::{Config, ManualClock};
-use tally_jobs::usage::{collect_postgres, AppDatabaseSource};
 use tally_jobs::App;
+use tally_jobs::usage::{AppDatabaseSource, collect_postgres};
 use tally_storage::appdb::AppDatabase;
 use tally_storage::{PostgresStore, SqliteStore, Store};
 
@@ -21,8 +21,14 @@ async fn schema_sizes_become_db_storage_gb_per_tenant_and_a_missing_pg_stat_stat
     let admin = tally_test_support::postgres_url("postgres");
     PostgresStore::create_database(&admin, &name).await.unwrap();
     psql(&name, "CREATE SCHEMA tenant_acme; CREATE SCHEMA tenant_black_mesa; CREATE SCHEMA audit;");
-    psql(&name, "CREATE TABLE tenant_acme.orders (id serial primary key, note text); INSERT INTO tenant_acme.orders (note) SELECT repeat('x', 400) FROM generate_series(1, 20000);");
-    psql(&name, "CREATE TABLE tenant_black_mesa.orders (id serial primary key, note text); INSERT INTO tenant_black_mesa.orders (note) SELECT repeat('y', 400) FROM generate_series(1, 2000);");
+    psql(
+        &name,
+        "CREATE TABLE tenant_acme.orders (id serial primary key, note text); INSERT INTO tenant_acme.orders (note) SELECT repeat('x', 400) FROM generate_series(1, 20000);",
+    );
+    psql(
+        &name,
+        "CREATE TABLE tenant_black_mesa.orders (id serial primary key, note text); INSERT INTO tenant_black_mesa.orders (note) SELECT repeat('y', 400) FROM generate_series(1, 2000);",
+    );
     psql(&name, "CREATE TABLE audit.log (id int); INSERT INTO audit.log SELECT generate_series(1, 50000);");
 
     let dir = tempfile::tempdir().unwrap();

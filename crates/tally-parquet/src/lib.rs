@@ -139,9 +139,7 @@ impl ParquetWriter {
         }
         let columns: Vec<(String, ColumnType)> = columns.iter().map(|(n, t)| (n.to_string(), *t)).collect();
         let schema = Arc::new(parse_message_type(&schema_text(&columns))?);
-        let props = Arc::new(
-            WriterProperties::builder().set_compression(Compression::SNAPPY).set_created_by("tally".into()).build(),
-        );
+        let props = Arc::new(WriterProperties::builder().set_compression(Compression::SNAPPY).set_created_by("tally".into()).build());
         let file = File::create(path)?;
         let inner = SerializedFileWriter::new(file, schema, props)?;
         Ok(Self { columns, inner, rows: 0 })
@@ -291,7 +289,13 @@ mod tests {
         let path = dir.path().join("t.parquet");
         let mut w = ParquetWriter::create(
             &path,
-            &[("name", ColumnType::Utf8), ("cost", ColumnType::Double), ("at", ColumnType::TimestampMillis), ("tags", ColumnType::MapUtf8), ("discount", ColumnType::MapDouble)],
+            &[
+                ("name", ColumnType::Utf8),
+                ("cost", ColumnType::Double),
+                ("at", ColumnType::TimestampMillis),
+                ("tags", ColumnType::MapUtf8),
+                ("discount", ColumnType::MapDouble),
+            ],
         )
         .unwrap();
         w.write_row_group(&[

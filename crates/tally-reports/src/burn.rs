@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{Duration, NaiveDate};
 use rust_decimal::Decimal;
 use serde::Serialize;
-use tally_domain::{MonthlyCost, Month};
+use tally_domain::{Month, MonthlyCost};
 
 use crate::{cents, ratio};
 
@@ -119,7 +119,12 @@ pub fn burn(
         });
         Runway { balance_date: date, balance: amount, cash_now, monthly_net_burn: avg, months, runs_out_on, profitable }
     });
-    BurnReport { currency: currency.to_owned(), months: rows, other_costs: other.iter().map(|c| crate::NamedAmount { name: c.name.clone(), amount: c.amount }).collect(), runway }
+    BurnReport {
+        currency: currency.to_owned(),
+        months: rows,
+        other_costs: other.iter().map(|c| crate::NamedAmount { name: c.name.clone(), amount: c.amount }).collect(),
+        runway,
+    }
 }
 
 #[cfg(test)]
@@ -160,7 +165,15 @@ mod tests {
         let months = [m("2026-09")];
         let aws = BTreeMap::from([(m("2026-09"), d("2000"))]);
         let revenue = BTreeMap::from([(m("2026-09"), d("5000"))]);
-        let r = burn("USD", &months, &aws, &revenue, &[], Some((NaiveDate::from_ymd_opt(2026, 9, 1).unwrap(), d("1000"))), NaiveDate::from_ymd_opt(2026, 10, 5).unwrap());
+        let r = burn(
+            "USD",
+            &months,
+            &aws,
+            &revenue,
+            &[],
+            Some((NaiveDate::from_ymd_opt(2026, 9, 1).unwrap(), d("1000"))),
+            NaiveDate::from_ymd_opt(2026, 10, 5).unwrap(),
+        );
         let run = r.runway.unwrap();
         assert!(run.profitable);
         assert_eq!(run.runs_out_on, None);

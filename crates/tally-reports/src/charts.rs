@@ -13,9 +13,9 @@ use plotters::chart::SeriesLabelStyle;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
-use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
-use tally_domain::{currency_symbol, format_amount, Month};
+use rust_decimal::prelude::ToPrimitive;
+use tally_domain::{Month, currency_symbol, format_amount};
 use tally_savings::{Payment, SavingsReport, Term};
 
 use crate::burn::BurnReport;
@@ -117,7 +117,9 @@ pub fn render(chart: &impl Chart, format: Format, size: Size) -> Result<Vec<u8>,
                 root.present().map_err(draw_err)?;
             }
             // Name the bundled font so an SVG opened on its own renders like the PNG.
-            let style = format!("<style>@font-face{{font-family:'{FAMILY}';src:url('/static/DejaVuSans.ttf')}}@font-face{{font-family:'{FAMILY}';font-weight:bold;src:url('/static/DejaVuSans-Bold.ttf')}}</style>");
+            let style = format!(
+                "<style>@font-face{{font-family:'{FAMILY}';src:url('/static/DejaVuSans.ttf')}}@font-face{{font-family:'{FAMILY}';font-weight:bold;src:url('/static/DejaVuSans-Bold.ttf')}}</style>"
+            );
             if let Some(i) = svg.find('>') {
                 svg.insert_str(i + 1, &style);
             }
@@ -185,14 +187,12 @@ fn axis_money(v: f64, currency: &str) -> String {
 }
 
 /// The series legend, in the same box on every chart.
-fn legend<'a, 'b, DB: DrawingBackend + 'a, CT: CoordTranslate>(mut labels: SeriesLabelStyle<'a, 'b, DB, CT>, position: SeriesLabelPosition, font: FontDesc<'static>) -> Result<(), ChartError> {
-    labels
-        .position(position)
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(221, 227, 234))
-        .label_font(font.color(&INK))
-        .draw()
-        .map_err(draw_err)
+fn legend<'a, 'b, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    mut labels: SeriesLabelStyle<'a, 'b, DB, CT>,
+    position: SeriesLabelPosition,
+    font: FontDesc<'static>,
+) -> Result<(), ChartError> {
+    labels.position(position).background_style(WHITE.mix(0.85)).border_style(RGBColor(221, 227, 234)).label_font(font.color(&INK)).draw().map_err(draw_err)
 }
 
 /// Exact amounts in text: `$1,234.56`.
@@ -305,7 +305,12 @@ impl Chart for BurnChart<'_> {
             .label("AWS cost")
             .legend(legend_box(COST));
         chart
-            .draw_series(r.months.iter().enumerate().map(|(i, m)| Rectangle::new([(i as f64 - 0.36, f(m.aws_cost)), (i as f64 - 0.02, f(m.total_costs))], OTHER_COST.filled())))
+            .draw_series(
+                r.months
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| Rectangle::new([(i as f64 - 0.36, f(m.aws_cost)), (i as f64 - 0.02, f(m.total_costs))], OTHER_COST.filled())),
+            )
             .map_err(draw_err)?
             .label("Other costs")
             .legend(legend_box(OTHER_COST));
@@ -323,7 +328,11 @@ impl Chart for BurnChart<'_> {
         chart.draw_series(burn.iter().map(|p| Circle::new(*p, 5, INK.filled()))).map_err(draw_err)?;
         chart
             .draw_series(r.months.iter().enumerate().map(|(i, m)| {
-                Text::new(money_text(m.net_burn, cur).split('.').next().unwrap_or_default().to_owned(), (i as f64 + 0.06, f(m.net_burn) + (hi - lo) * 0.06), font(size, 13.0).color(&INK))
+                Text::new(
+                    money_text(m.net_burn, cur).split('.').next().unwrap_or_default().to_owned(),
+                    (i as f64 + 0.06, f(m.net_burn) + (hi - lo) * 0.06),
+                    font(size, 13.0).color(&INK),
+                )
             }))
             .map_err(draw_err)?;
         legend(chart.configure_series_labels(), SeriesLabelPosition::UpperLeft, font(size, 13.0))?;
@@ -576,10 +585,12 @@ impl Chart for TenantTrend<'_> {
             .map_err(draw_err)?
             .label("Cost")
             .legend(legend_box(COST));
-        top.draw_series(self.months.iter().enumerate().map(|(i, m)| Rectangle::new([(i as f64 + 0.02, 0.0), (i as f64 + 0.34, f(m.revenue))], REVENUE.filled())))
-            .map_err(draw_err)?
-            .label("Revenue")
-            .legend(legend_box(REVENUE));
+        top.draw_series(
+            self.months.iter().enumerate().map(|(i, m)| Rectangle::new([(i as f64 + 0.02, 0.0), (i as f64 + 0.34, f(m.revenue))], REVENUE.filled())),
+        )
+        .map_err(draw_err)?
+        .label("Revenue")
+        .legend(legend_box(REVENUE));
         top.draw_series(self.months.iter().enumerate().map(|(i, m)| {
             let text = m.margin_percent.map(|p| format!("margin {}%", p.round_dp(0))).unwrap_or_else(|| "no revenue".into());
             let color = if m.margin_percent.is_some_and(|p| p >= Decimal::ZERO) { REVENUE } else { COST };
@@ -615,7 +626,8 @@ impl Chart for TenantTrend<'_> {
             bottom.draw_series(unit.iter().map(|p| Circle::new(*p, 5, PALETTE[0].filled()))).map_err(draw_err)?;
             bottom
                 .draw_series(self.months.iter().enumerate().filter_map(|(i, m)| {
-                    m.per_1000_requests.map(|u| Text::new(format!("{}{}", currency_symbol(cur), u.round_dp(4)), (i as f64 + 0.04, f(u)), font(size, 12.0).color(&INK)))
+                    m.per_1000_requests
+                        .map(|u| Text::new(format!("{}{}", currency_symbol(cur), u.round_dp(4)), (i as f64 + 0.04, f(u)), font(size, 12.0).color(&INK)))
                 }))
                 .map_err(draw_err)?;
         }
@@ -655,7 +667,8 @@ impl Chart for SavingsCurves<'_> {
         let cur = self.currency;
         let months = self.term.months();
         let title = format!("Reserving for {}: cumulative cost against staying on demand", if self.term == Term::OneYear { "1 year" } else { "3 years" });
-        let flows: Vec<(Payment, (Decimal, Decimal, Decimal))> = Payment::ALL.iter().filter_map(|p| option_flows(self.report, self.term, *p).map(|x| (*p, x))).collect();
+        let flows: Vec<(Payment, (Decimal, Decimal, Decimal))> =
+            Payment::ALL.iter().filter_map(|p| option_flows(self.report, self.term, *p).map(|x| (*p, x))).collect();
         // On demand: what the usage the reservations would cover costs without them.
         let od = flows.iter().map(|(_, (_, _, od))| *od).max().unwrap_or_default();
         if flows.is_empty() || od.is_zero() {
@@ -704,7 +717,9 @@ impl Chart for SavingsCurves<'_> {
                     let y = f(od) * m;
                     chart.draw_series(std::iter::once(Circle::new((m, y), 7, color.filled()))).map_err(draw_err)?;
                     let text = if up.is_zero() { "saves from month 1".to_owned() } else { format!("pays back in month {}", m.ceil()) };
-                    chart.draw_series(std::iter::once(Text::new(text, (m + f64::from(months) * 0.012, y + hi * 0.05), font(size, 12.0).color(&color)))).map_err(draw_err)?;
+                    chart
+                        .draw_series(std::iter::once(Text::new(text, (m + f64::from(months) * 0.012, y + hi * 0.05), font(size, 12.0).color(&color))))
+                        .map_err(draw_err)?;
                 }
             }
         }

@@ -97,10 +97,8 @@ pub fn group(rows: &[AllocationRow], dims: &[Dimension], measure: Measure) -> Ve
             Measure::Amortized => r.amortized,
         };
     }
-    let mut out: Vec<CostGroup> = sums
-        .into_iter()
-        .map(|(k, cost)| CostGroup { key: dims.iter().map(|d| d.as_str().to_owned()).zip(k).collect(), cost })
-        .collect();
+    let mut out: Vec<CostGroup> =
+        sums.into_iter().map(|(k, cost)| CostGroup { key: dims.iter().map(|d| d.as_str().to_owned()).zip(k).collect(), cost }).collect();
     // Time dimensions read best in time order; others by size.
     if dims.iter().any(|d| matches!(d, Dimension::Day | Dimension::Month)) {
         out.sort_by(|a, b| a.key.cmp(&b.key));
@@ -133,7 +131,8 @@ mod tests {
 
     #[test]
     fn costs_group_by_tenant_largest_first() {
-        let rows = [row("acme", "shared", "AmazonS3", "1.10"), row("globex", "cache", "AmazonElastiCache", "5"), row("acme", "cache", "AmazonElastiCache", "2.20")];
+        let rows =
+            [row("acme", "shared", "AmazonS3", "1.10"), row("globex", "cache", "AmazonElastiCache", "5"), row("acme", "cache", "AmazonElastiCache", "2.20")];
         let g = group(&rows, &[Dimension::Tenant], Measure::Unblended);
         assert_eq!(g[0].key["tenant"], "globex");
         assert_eq!(g[1].cost, "3.30".parse::<Decimal>().unwrap());

@@ -8,19 +8,8 @@ use tally_domain::{AllocationRow, Tenant};
 use tally_parquet::{ColumnData, ColumnType, ParquetWriter};
 
 /// The CSV's columns; the first eight are a published contract.
-pub const MONTHLY_COLUMNS: [&str; 11] = [
-    "month",
-    "tenant",
-    "service",
-    "pool",
-    "unblended_cost",
-    "amortized_cost",
-    "driver",
-    "driver_quantity",
-    "currency",
-    "tenant_name",
-    "reason",
-];
+pub const MONTHLY_COLUMNS: [&str; 11] =
+    ["month", "tenant", "service", "pool", "unblended_cost", "amortized_cost", "driver", "driver_quantity", "currency", "tenant_name", "reason"];
 
 /// A text cell that a spreadsheet would run as a formula gets a leading
 /// apostrophe; every other cell is unchanged.

@@ -7,8 +7,8 @@
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
 use tally_domain::{CostLine, LineType};
 use tally_parquet::{ColumnData, ColumnType, ParquetWriter};
 
@@ -108,7 +108,9 @@ fn service(code: &str, usage_type: &str) -> (&'static str, &'static str, &'stati
         "AmazonEKS" => ("Amazon Elastic Kubernetes Service", "Compute", "Containers", "Cluster"),
         "AmazonECS" => ("Amazon Elastic Container Service", "Compute", "Containers", "Cluster"),
         "AWSLambda" => ("AWS Lambda", "Compute", "Serverless Compute", "Function"),
-        "AmazonRDS" if usage_type.contains("Storage") || usage_type.contains("Backup") => ("Amazon Relational Database Service", "Databases", "Relational Databases", "DB Storage"),
+        "AmazonRDS" if usage_type.contains("Storage") || usage_type.contains("Backup") => {
+            ("Amazon Relational Database Service", "Databases", "Relational Databases", "DB Storage")
+        }
         "AmazonRDS" => ("Amazon Relational Database Service", "Databases", "Relational Databases", "DB Instance"),
         "AmazonElastiCache" => ("Amazon ElastiCache", "Databases", "Caching", "Cache Node"),
         "AmazonDynamoDB" => ("Amazon DynamoDB", "Databases", "NoSQL Databases", "Table"),
@@ -142,7 +144,13 @@ pub fn focus_unit(unit: &str) -> Option<String> {
                 Some((b, "Day" | "Days")) => (b, Some("Days")),
                 _ => (u, None),
             };
-            let clean: String = base.chars().map(|c| if c.is_ascii_alphanumeric() || c == ' ' { c } else { ' ' }).collect::<String>().split_whitespace().collect::<Vec<_>>().join(" ");
+            let clean: String = base
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() || c == ' ' { c } else { ' ' })
+                .collect::<String>()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
             if clean.is_empty() || !clean.starts_with(|c: char| c.is_ascii_alphabetic()) {
                 return None;
             }
@@ -198,25 +206,36 @@ fn row(l: &CostLine, unused_commitment: bool) -> Vec<Cell> {
     // The provider is also the invoice issuer: these are not marketplace charges.
     let provider = l.provider.as_deref().unwrap_or("Amazon Web Services");
     let name = if svc_name.is_empty() { l.service.as_str() } else { svc_name };
-    let (charge_category, frequency) = if unused_commitment { ("Usage", "Usage-Based") } else { match l.line_type {
-        LineType::Usage | LineType::DiscountedUsage | LineType::SavingsPlanCoveredUsage | LineType::SavingsPlanNegation => ("Usage", "Usage-Based"),
-        LineType::RiFee | LineType::SavingsPlanRecurringFee => ("Purchase", "Recurring"),
-        LineType::SavingsPlanUpfrontFee | LineType::Fee => ("Purchase", "One-Time"),
-        LineType::Credit => ("Credit", "One-Time"),
-        LineType::Refund | LineType::Other => ("Adjustment", "One-Time"),
-        LineType::Tax => ("Tax", "Recurring"),
-    } };
+    let (charge_category, frequency) = if unused_commitment {
+        ("Usage", "Usage-Based")
+    } else {
+        match l.line_type {
+            LineType::Usage | LineType::DiscountedUsage | LineType::SavingsPlanCoveredUsage | LineType::SavingsPlanNegation => ("Usage", "Usage-Based"),
+            LineType::RiFee | LineType::SavingsPlanRecurringFee => ("Purchase", "Recurring"),
+            LineType::SavingsPlanUpfrontFee | LineType::Fee => ("Purchase", "One-Time"),
+            LineType::Credit => ("Credit", "One-Time"),
+            LineType::Refund | LineType::Other => ("Adjustment", "One-Time"),
+            LineType::Tax => ("Tax", "Recurring"),
+        }
+    };
     let usage = charge_category == "Usage";
-    let commitment = matches!(l.line_type, LineType::DiscountedUsage | LineType::SavingsPlanCoveredUsage | LineType::RiFee | LineType::SavingsPlanRecurringFee | LineType::SavingsPlanUpfrontFee)
-        .then_some(l.commitment_id.as_deref())
-        .flatten();
+    let commitment = matches!(
+        l.line_type,
+        LineType::DiscountedUsage | LineType::SavingsPlanCoveredUsage | LineType::RiFee | LineType::SavingsPlanRecurringFee | LineType::SavingsPlanUpfrontFee
+    )
+    .then_some(l.commitment_id.as_deref())
+    .flatten();
     let savings_plan = matches!(l.line_type, LineType::SavingsPlanCoveredUsage | LineType::SavingsPlanRecurringFee | LineType::SavingsPlanUpfrontFee);
-    let pricing_category = if unused_commitment { "Committed" } else { match l.line_type {
-        LineType::DiscountedUsage | LineType::SavingsPlanCoveredUsage => "Committed",
-        _ if l.usage_type.contains("SpotUsage") => "Dynamic",
-        LineType::Usage | LineType::SavingsPlanNegation => "Standard",
-        _ => "Other",
-    } };
+    let pricing_category = if unused_commitment {
+        "Committed"
+    } else {
+        match l.line_type {
+            LineType::DiscountedUsage | LineType::SavingsPlanCoveredUsage => "Committed",
+            _ if l.usage_type.contains("SpotUsage") => "Dynamic",
+            LineType::Usage | LineType::SavingsPlanNegation => "Standard",
+            _ => "Other",
+        }
+    };
     let unit = l.usage_unit.as_deref().and_then(focus_unit);
     let has_price = usage && l.usage_amount > Decimal::ZERO && unit.is_some();
     let unit_price = |cost: Decimal| if has_price { Cell::Number((cost / l.usage_amount).round_dp(10)) } else { Cell::Null };
@@ -329,11 +348,16 @@ pub fn focus_csv(lines: &[CostLine]) -> Result<Vec<u8>, csv::Error> {
 pub fn focus_parquet(lines: &[CostLine], path: &Path) -> Result<(), tally_parquet::Error> {
     let schema: Vec<(&str, ColumnType)> = COLUMNS
         .iter()
-        .map(|(n, k)| (*n, match k {
-            Kind::Text => ColumnType::Utf8,
-            Kind::Number => ColumnType::Double,
-            Kind::Time => ColumnType::TimestampMillis,
-        }))
+        .map(|(n, k)| {
+            (
+                *n,
+                match k {
+                    Kind::Text => ColumnType::Utf8,
+                    Kind::Number => ColumnType::Double,
+                    Kind::Time => ColumnType::TimestampMillis,
+                },
+            )
+        })
         .collect();
     let mut w = ParquetWriter::create(path, &schema)?;
     for chunk in lines.chunks(100_000) {
@@ -344,7 +368,9 @@ pub fn focus_parquet(lines: &[CostLine], path: &Path) -> Result<(), tally_parque
             .map(|(i, (_, kind))| match kind {
                 Kind::Text => ColumnData::Utf8(rows.iter().map(|r| if let Cell::Text(s) = &r[i] { Some(s.as_str()) } else { None }).collect()),
                 Kind::Number => ColumnData::Double(rows.iter().map(|r| if let Cell::Number(d) = &r[i] { d.to_f64() } else { None }).collect()),
-                Kind::Time => ColumnData::TimestampMillis(rows.iter().map(|r| if let Cell::Time(t) = &r[i] { Some(t.timestamp_millis()) } else { None }).collect()),
+                Kind::Time => {
+                    ColumnData::TimestampMillis(rows.iter().map(|r| if let Cell::Time(t) = &r[i] { Some(t.timestamp_millis()) } else { None }).collect())
+                }
             })
             .collect();
         w.write_row_group(&columns)?;
@@ -375,7 +401,7 @@ mod tests {
 #[cfg(test)]
 mod split_tests {
     use super::*;
-    use tally_domain::{Currency, Month, CostSource};
+    use tally_domain::{CostSource, Currency, Month};
 
     #[test]
     fn an_ri_fee_with_unused_commitment_is_a_purchase_and_an_unused_usage_row() {

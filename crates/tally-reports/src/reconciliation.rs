@@ -95,7 +95,8 @@ pub fn reconcile(month: Month, source: Option<String>, billed: &[Billed], rows: 
         e.0 += r.unblended;
         e.1 += r.amortized;
     }
-    let unallocated: Vec<UnallocatedRow> = unallocated.into_iter().map(|((service, pool, reason), (u, a))| UnallocatedRow { service, pool, reason, unblended: u, amortized: a }).collect();
+    let unallocated: Vec<UnallocatedRow> =
+        unallocated.into_iter().map(|((service, pool, reason), (u, a))| UnallocatedRow { service, pool, reason, unblended: u, amortized: a }).collect();
     Reconciliation {
         month,
         source,

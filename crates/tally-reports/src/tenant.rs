@@ -186,7 +186,11 @@ mod tests {
     fn margin_and_unit_costs_come_from_cost_revenue_and_usage() {
         let t = Tenant::new(TenantId::parse("acme").unwrap(), "Acme", Some("growth")).unwrap();
         let m = Month::parse("2026-10").unwrap();
-        let rows = [row("eks_compute", "AmazonEC2", "60.00", Some(300.0)), row("transfer", "AWSDataTransfer", "9.00", None), row("rds_storage", "AmazonRDS", "11.50", None)];
+        let rows = [
+            row("eks_compute", "AmazonEC2", "60.00", Some(300.0)),
+            row("transfer", "AWSDataTransfer", "9.00", None),
+            row("rds_storage", "AmazonRDS", "11.50", None),
+        ];
         let usage = UsageSums::from([
             ((m, "requests".to_string()), 2_000_000.0),
             ((m, "egress_gb".to_string()), 100.0),

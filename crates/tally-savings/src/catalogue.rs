@@ -382,7 +382,16 @@ mod tests {
         let c = PriceCatalogue::bundled();
         for p in &c.instances {
             for r in &p.reserved {
-                assert!(r.effective_hourly() < p.on_demand_hourly, "{} {} {} {}: {} >= {}", p.instance_type, p.variant, r.term, r.payment, r.effective_hourly(), p.on_demand_hourly);
+                assert!(
+                    r.effective_hourly() < p.on_demand_hourly,
+                    "{} {} {} {}: {} >= {}",
+                    p.instance_type,
+                    p.variant,
+                    r.term,
+                    r.payment,
+                    r.effective_hourly(),
+                    p.on_demand_hourly
+                );
             }
         }
         for s in &c.savings_plans {

@@ -5,7 +5,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::catalogue::{Payment, Term};
-use crate::family::{normalization_factor, Family};
+use crate::family::{Family, normalization_factor};
 use crate::projection::Projection;
 use crate::recommendation::{RecommendationKind, Recommendations};
 

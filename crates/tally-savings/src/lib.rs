@@ -23,11 +23,11 @@ mod recommendation;
 mod report;
 
 pub use catalogue::{CatalogueError, InstancePrice, Payment, PriceCatalogue, PriceSource, ReservedPrice, SavingsPlanRate, Service, Term};
-pub use compare::{compare, Comparison};
-pub use family::{normalization_factor, Family};
+pub use compare::{Comparison, compare};
+pub use family::{Family, normalization_factor};
 pub use projection::{
-    project, ExistingCommitment, FamilyProjection, HourlyProfile, Projection, ProjectionParams, ReservationOption, SavingsPlanOption, SavingsPlanProjection, Summary, TypeHours,
-    HOURS_PER_MONTH,
+    ExistingCommitment, FamilyProjection, HOURS_PER_MONTH, HourlyProfile, Projection, ProjectionParams, ReservationOption, SavingsPlanOption,
+    SavingsPlanProjection, Summary, TypeHours, project,
 };
 pub use recommendation::{Recommendation, RecommendationKind, Recommendations};
-pub use report::{report_document, Estimate, EstimateCheck, SavingsReport};
+pub use report::{Estimate, EstimateCheck, SavingsReport, report_document};

@@ -33,11 +33,7 @@ pub fn parse(text: &str, name: &str) -> Result<PriceCatalogue, CatalogueError> {
         PriceCatalogue::from_snapshot_csv(head, name)?
     } else if head.starts_with('{') {
         let probe: Probe = serde_json::from_str(head).map_err(|e| parse_err(name, format!("not an AWS offer file: {e}")))?;
-        if probe.terms.as_ref().is_some_and(|t| t.get("savingsPlan").is_some()) {
-            savings_plans_json(head, name)?
-        } else {
-            offer_json(head, name)?
-        }
+        if probe.terms.as_ref().is_some_and(|t| t.get("savingsPlan").is_some()) { savings_plans_json(head, name)? } else { offer_json(head, name)? }
     } else if head.starts_with("\"FormatVersion\"") || head.starts_with("FormatVersion") {
         offer_csv(head, name)?
     } else {
@@ -163,7 +159,11 @@ fn build(offer: &str, name: &str, published: NaiveDate, prices: BTreeMap<Key, Pr
             })
         })
         .collect();
-    PriceCatalogue { sources: vec![PriceSource { offer: offer.to_owned(), published, origin: name.to_owned(), note: None }], instances, savings_plans: Vec::new() }
+    PriceCatalogue {
+        sources: vec![PriceSource { offer: offer.to_owned(), published, origin: name.to_owned(), note: None }],
+        instances,
+        savings_plans: Vec::new(),
+    }
 }
 
 fn date_of(s: &str, name: &str) -> Result<NaiveDate, CatalogueError> {
@@ -219,7 +219,8 @@ fn usd(prices: &HashMap<String, String>) -> Option<Decimal> {
 fn offer_json(text: &str, name: &str) -> Result<PriceCatalogue, CatalogueError> {
     let offer: OfferJson = serde_json::from_str(text).map_err(|e| parse_err(name, format!("not an AWS offer file: {e}")))?;
     let published = date_of(&offer.publication_date, name)?;
-    let keys: HashMap<&str, Key> = offer.products.iter().filter_map(|(sku, p)| recognise(&offer.offer_code, &p.product_family, &p.attributes).map(|k| (sku.as_str(), k))).collect();
+    let keys: HashMap<&str, Key> =
+        offer.products.iter().filter_map(|(sku, p)| recognise(&offer.offer_code, &p.product_family, &p.attributes).map(|k| (sku.as_str(), k))).collect();
     let mut prices: BTreeMap<Key, Prices> = BTreeMap::new();
     for (kind, by_sku) in &offer.terms {
         for (sku, terms) in by_sku {
@@ -236,7 +237,9 @@ fn offer_json(text: &str, name: &str) -> Result<PriceCatalogue, CatalogueError> 
                         if attr("OfferingClass").is_some_and(|c| !c.eq_ignore_ascii_case("standard")) {
                             continue;
                         }
-                        let (Some(t), Some(p)) = (attr("LeaseContractLength").and_then(lease), attr("PurchaseOption").and_then(Payment::parse)) else { continue };
+                        let (Some(t), Some(p)) = (attr("LeaseContractLength").and_then(lease), attr("PurchaseOption").and_then(Payment::parse)) else {
+                            continue;
+                        };
                         for d in term.price_dimensions.values() {
                             if let Some(price) = usd(&d.price_per_unit) {
                                 prices.entry(key.clone()).or_default().add_reserved(t, p, &d.unit, price);
@@ -430,7 +433,9 @@ fn savings_plans_json(text: &str, name: &str) -> Result<PriceCatalogue, Catalogu
             if !linux || r.discounted_rate.currency != "USD" {
                 continue;
             }
-            let Some(itype) = r.discounted_instance_type.clone().or_else(|| r.discounted_usage_type.split_once(':').map(|(_, t)| t.to_owned())) else { continue };
+            let Some(itype) = r.discounted_instance_type.clone().or_else(|| r.discounted_usage_type.split_once(':').map(|(_, t)| t.to_owned())) else {
+                continue;
+            };
             let Some(region) = r
                 .discounted_region_code
                 .clone()
@@ -439,13 +444,21 @@ fn savings_plans_json(text: &str, name: &str) -> Result<PriceCatalogue, Catalogu
             else {
                 continue;
             };
-            let price: Decimal = r.discounted_rate.price.trim().parse().map_err(|_| parse_err(name, format!("plan {}: rate {:?} is not a number", term.sku, r.discounted_rate.price)))?;
+            let price: Decimal = r
+                .discounted_rate
+                .price
+                .trim()
+                .parse()
+                .map_err(|_| parse_err(name, format!("plan {}: rate {:?} is not a number", term.sku, r.discounted_rate.price)))?;
             rates.insert((region, itype, t, p), price);
         }
     }
     Ok(PriceCatalogue {
         sources: vec![PriceSource { offer: "ComputeSavingsPlans".into(), published, origin: name.to_owned(), note: None }],
         instances: Vec::new(),
-        savings_plans: rates.into_iter().map(|((region, instance_type, term, payment), hourly)| SavingsPlanRate { region, instance_type, term, payment, hourly, published }).collect(),
+        savings_plans: rates
+            .into_iter()
+            .map(|((region, instance_type, term, payment), hourly)| SavingsPlanRate { region, instance_type, term, payment, hourly, published })
+            .collect(),
     })
 }

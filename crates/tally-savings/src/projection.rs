@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tally_domain::{CostLine, LineType};
 
 use crate::catalogue::{Payment, PriceCatalogue, PriceSource, Service, Term};
-use crate::family::{normalization_factor, rds_engine_of_operation, region_of_usage_type, Family};
+use crate::family::{Family, normalization_factor, rds_engine_of_operation, region_of_usage_type};
 
 /// Hours in a month as AWS prices them (8,760 / 12).
 pub const HOURS_PER_MONTH: Decimal = Decimal::from_parts(730, 0, 0, false, 0);
@@ -313,7 +313,9 @@ fn spread(line: &CostLine, start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<(usi
 /// those outside the window or not instance-hours are ignored).
 pub fn project(lines: &[CostLine], catalogue: &PriceCatalogue, params: &ProjectionParams) -> Projection {
     let recognised: Vec<(usize, InstanceHours)> = lines.iter().enumerate().filter_map(|(i, l)| recognise(l).map(|h| (i, h))).collect();
-    let end = params.end.unwrap_or_else(|| recognised.iter().map(|(i, _)| lines[*i].usage_end).max().map(|e| hour_floor(e + Duration::minutes(59))).unwrap_or_else(Utc::now));
+    let end = params
+        .end
+        .unwrap_or_else(|| recognised.iter().map(|(i, _)| lines[*i].usage_end).max().map(|e| hour_floor(e + Duration::minutes(59))).unwrap_or_else(Utc::now));
     let start = end - Duration::days(i64::from(params.lookback_days));
     let hours = (params.lookback_days * 24) as usize;
 
@@ -417,7 +419,8 @@ pub fn project(lines: &[CostLine], catalogue: &PriceCatalogue, params: &Projecti
             options.push(reserved_option(&c, ex, new, price.on_demand_hourly, r.term, r.payment, r.upfront, r.hourly));
         }
         options.sort_by_key(|o| (o.term, o.payment));
-        let family = if group.contains('.') && !service.size_flexible() { Family::of(group).map(|f| f.family).unwrap_or_else(|| group.clone()) } else { group.clone() };
+        let family =
+            if group.contains('.') && !service.size_flexible() { Family::of(group).map(|f| f.family).unwrap_or_else(|| group.clone()) } else { group.clone() };
         families.push(FamilyProjection {
             service: *service,
             region: region.clone(),
@@ -482,7 +485,16 @@ fn break_even(upfront: Decimal, monthly_net: Decimal, term: Term) -> Option<u32>
 }
 
 #[allow(clippy::too_many_arguments)]
-fn reserved_option(c: &[Decimal], existing: Decimal, count: u32, on_demand: Decimal, term: Term, payment: Payment, upfront_each: Decimal, hourly_each: Decimal) -> ReservationOption {
+fn reserved_option(
+    c: &[Decimal],
+    existing: Decimal,
+    count: u32,
+    on_demand: Decimal,
+    term: Term,
+    payment: Payment,
+    upfront_each: Decimal,
+    hourly_each: Decimal,
+) -> ReservationOption {
     let h = Decimal::from(c.len().max(1) as u64);
     let n = Decimal::from(count);
     let total: Decimal = c.iter().copied().sum();
@@ -526,7 +538,11 @@ fn savings_plan(
             let mut od = vec![Decimal::ZERO; hours];
             let mut any = false;
             for ((region, itype), series) in ec2_hours {
-                let (Some(rate), Some(price)) = (catalogue.savings_plan_rate(region, itype, term, payment), catalogue.instance(Service::Ec2, region, itype, "Linux")) else { continue };
+                let (Some(rate), Some(price)) =
+                    (catalogue.savings_plan_rate(region, itype, term, payment), catalogue.instance(Service::Ec2, region, itype, "Linux"))
+                else {
+                    continue;
+                };
                 any = true;
                 published = Some(published.map_or(rate.published, |p: NaiveDate| p.min(rate.published)));
                 for k in 0..hours {

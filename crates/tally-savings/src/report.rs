@@ -6,7 +6,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::catalogue::{Payment, Term};
-use crate::compare::{compare, Comparison};
+use crate::compare::{Comparison, compare};
 use crate::projection::{Projection, Summary};
 use crate::recommendation::Recommendations;
 
@@ -135,7 +135,12 @@ fn check(p: &Projection, summaries: &[Summary], estimate: Estimate) -> EstimateC
             )),
         }
     }
-    let partly = p.families.iter().filter(|f| f.profile.baseline < f.profile.max).map(|f| format!("{} {} runs {}-{} (baseline {})", f.service, f.family, f.profile.min, f.profile.max, f.profile.baseline)).collect::<Vec<_>>();
+    let partly = p
+        .families
+        .iter()
+        .filter(|f| f.profile.baseline < f.profile.max)
+        .map(|f| format!("{} {} runs {}-{} (baseline {})", f.service, f.family, f.profile.min, f.profile.max, f.profile.baseline))
+        .collect::<Vec<_>>();
     if !partly.is_empty() {
         why.push(format!(
             "Capacity above the steady baseline stays on demand, because a reservation bought for it would sit unused part of the time: {}.",

@@ -2,7 +2,7 @@
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
-use tally_savings::{offer, Payment, PriceCatalogue, Service, Term};
+use tally_savings::{Payment, PriceCatalogue, Service, Term, offer};
 
 fn fixture(name: &str) -> std::path::PathBuf {
     tally_test_support::workspace_root().join("fixtures/prices").join(name)

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rust_decimal::Decimal;
 use tally_domain::{CostLine, CostSource, Currency, LineType, Month};
-use tally_savings::{project, Payment, PriceCatalogue, ProjectionParams, Term};
+use tally_savings::{Payment, PriceCatalogue, ProjectionParams, Term, project};
 
 fn d(s: &str) -> Decimal {
     s.parse().unwrap()
@@ -150,7 +150,9 @@ fn sizes_of_a_family_count_in_normalised_units_of_the_most_used_size() {
 
 #[test]
 fn daily_lines_spread_over_their_hours() {
-    let lines: Vec<CostLine> = (0..30).map(|day| line(start() + Duration::days(day), 24, "AmazonEC2", "BoxUsage:m5.xlarge", "RunInstances", "m5.xlarge", d("72"), LineType::Usage)).collect();
+    let lines: Vec<CostLine> = (0..30)
+        .map(|day| line(start() + Duration::days(day), 24, "AmazonEC2", "BoxUsage:m5.xlarge", "RunInstances", "m5.xlarge", d("72"), LineType::Usage))
+        .collect();
     let p = project(&lines, &catalogue(), &params());
     assert_eq!(p.families[0].profile.min, d("3"));
     assert_eq!(p.families[0].profile.baseline, d("3"));
@@ -173,7 +175,18 @@ fn a_count_below_the_baseline_share_of_hours_is_not_reserved() {
 #[test]
 fn multi_az_databases_are_priced_as_their_own_variant() {
     let lines: Vec<CostLine> = (0..720)
-        .map(|h| line(start() + Duration::hours(h), 1, "AmazonRDS", "Multi-AZUsage:db.r6g.xl", "CreateDBInstance:0014", "db.r6g.xlarge", Decimal::ONE, LineType::Usage))
+        .map(|h| {
+            line(
+                start() + Duration::hours(h),
+                1,
+                "AmazonRDS",
+                "Multi-AZUsage:db.r6g.xl",
+                "CreateDBInstance:0014",
+                "db.r6g.xlarge",
+                Decimal::ONE,
+                LineType::Usage,
+            )
+        })
         .collect();
     let p = project(&lines, &catalogue(), &params());
     let f = &p.families[0];
@@ -207,7 +220,9 @@ fn usage_without_a_price_is_reported_not_guessed() {
 #[test]
 fn the_summary_adds_up_every_family_against_the_whole_bill() {
     let mut lines = node_hours(|_| 3, "m5.xlarge");
-    lines.extend((0..720).map(|h| line(start() + Duration::hours(h), 1, "AmazonRDS", "Multi-AZUsage:db.r6g.xl", "CreateDBInstance:0014", "db.r6g.xlarge", Decimal::ONE, LineType::Usage)));
+    lines.extend((0..720).map(|h| {
+        line(start() + Duration::hours(h), 1, "AmazonRDS", "Multi-AZUsage:db.r6g.xl", "CreateDBInstance:0014", "db.r6g.xlarge", Decimal::ONE, LineType::Usage)
+    }));
     let p = project(&lines, &catalogue(), &params());
     let s = p.summary(Term::OneYear, Payment::NoUpfront);
     assert_eq!(s.monthly_savings, d("404.42")); // 175.20 + 229.22

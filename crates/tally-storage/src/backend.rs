@@ -16,15 +16,14 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row};
 use tally_domain::{
-    Allocatee, AllocationRow, CostLine, CostSource, Currency, Explanation, JobOutcome, JobRun, LineType,
-    Money, Month, Period, PoolId, RevenueEntry, Tenant, TenantId, UsageSample,
+    Allocatee, AllocationRow, CostLine, CostSource, Currency, Explanation, JobOutcome, JobRun, LineType, Money, Month, Period, PoolId, RevenueEntry, Tenant,
+    TenantId, UsageSample,
 };
 
 use crate::migrate::{self, Migration, MigrationStatus};
 use crate::{
-    AllocationFilter, AllocationResultSet, AllocationRun, Backend, BilledTotal, CashBalance, CostImport,
-    CostLineFilter, ImportBatch, ImportSummary, JobFinish, NewCashBalance, NewToken, ReplaceScope, Result,
-    StorageError, Store, TokenRecord, UsageImport, UsageTotal,
+    AllocationFilter, AllocationResultSet, AllocationRun, Backend, BilledTotal, CashBalance, CostImport, CostLineFilter, ImportBatch, ImportSummary, JobFinish,
+    NewCashBalance, NewToken, ReplaceScope, Result, StorageError, Store, TokenRecord, UsageImport, UsageTotal,
 };
 
 /// Rows per multi-row INSERT: under SQLite's and PostgreSQL's bind limits
@@ -72,10 +71,7 @@ fn parse_opt<T: FromStr>(table: &'static str, column: &'static str, value: Optio
 fn check_scope(import: &CostImport<'_>) -> Result<()> {
     for (i, line) in import.lines.iter().enumerate() {
         if line.source != import.source {
-            return Err(StorageError::Config(format!(
-                "line {i} of {} comes from {} but the import is for {}",
-                import.label, line.source, import.source
-            )));
+            return Err(StorageError::Config(format!("line {i} of {} comes from {} but the import is for {}", import.label, line.source, import.source)));
         }
         let inside = match import.scope {
             ReplaceScope::BillingMonths(months) => months.contains(&line.billing_month),
@@ -87,7 +83,10 @@ fn check_scope(import: &CostImport<'_>) -> Result<()> {
         if !inside {
             return Err(StorageError::Config(format!(
                 "line {i} of {} ({} {}) lies outside the import's scope ({}); it would never be replaced",
-                import.label, line.billing_month, line.usage_start.to_rfc3339(), import.scope
+                import.label,
+                line.billing_month,
+                line.usage_start.to_rfc3339(),
+                import.scope
             )));
         }
     }
@@ -1002,9 +1001,7 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(30));
         if let Some(parent) = options.get_filename().parent() {
             if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent).map_err(|e| {
-                    StorageError::Config(format!("cannot create the data directory {}: {e}", parent.display()))
-                })?;
+                std::fs::create_dir_all(parent).map_err(|e| StorageError::Config(format!("cannot create the data directory {}: {e}", parent.display())))?;
             }
         }
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
@@ -1020,11 +1017,7 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     pub async fn connect(url: &str) -> Result<Self> {
-        let pool = PgPoolOptions::new()
-            .max_connections(10)
-            .acquire_timeout(Duration::from_secs(15))
-            .connect(url)
-            .await?;
+        let pool = PgPoolOptions::new().max_connections(10).acquire_timeout(Duration::from_secs(15)).connect(url).await?;
         Ok(Self { pool })
     }
 

@@ -23,10 +23,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use tally_domain::{
-    AllocationRow, CostLine, CostSource, Explanation, JobOutcome, JobRun, Month, RevenueEntry,
-    Tenant, TenantId, UsageSample,
-};
+use tally_domain::{AllocationRow, CostLine, CostSource, Explanation, JobOutcome, JobRun, Month, RevenueEntry, Tenant, TenantId, UsageSample};
 
 pub use backend::{PostgresStore, SqliteStore};
 pub use error::StorageError;
@@ -132,10 +129,7 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
     } else if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::connect(url).await?))
     } else {
-        Err(StorageError::Config(format!(
-            "unsupported database URL {:?}: expected sqlite://PATH or postgres://USER@HOST/DB",
-            redact(url)
-        )))
+        Err(StorageError::Config(format!("unsupported database URL {:?}: expected sqlite://PATH or postgres://USER@HOST/DB", redact(url))))
     }
 }
 

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use tally_domain::{
-    Allocatee, AllocationRow, CostLine, CostSource, Currency, Explanation, JobOutcome, LineType, Metric,
-    Money, Month, Period, PoolId, RevenueEntry, Tenant, TenantId, UsageSample,
+    Allocatee, AllocationRow, CostLine, CostSource, Currency, Explanation, JobOutcome, LineType, Metric, Money, Month, Period, PoolId, RevenueEntry, Tenant,
+    TenantId, UsageSample,
 };
 use tally_storage::{
-    AllocationFilter, AllocationResultSet, BilledTotal, CostImport, CostLineFilter, JobFinish, NewCashBalance,
-    NewToken, PostgresStore, ReplaceScope, SqliteStore, Store, UsageImport,
+    AllocationFilter, AllocationResultSet, BilledTotal, CostImport, CostLineFilter, JobFinish, NewCashBalance, NewToken, PostgresStore, ReplaceScope,
+    SqliteStore, Store, UsageImport,
 };
 
 /// A store plus whatever keeps it alive and cleans it up.
@@ -136,10 +136,7 @@ fn line(source: CostSource, hour: &str, service: &str, cost: &str) -> CostLine {
 }
 
 async fn total(store: &dyn Store, m: &str, source: CostSource) -> (usize, Decimal) {
-    let lines = store
-        .cost_lines(&CostLineFilter { billing_month: Some(month(m)), source: Some(source), ..Default::default() })
-        .await
-        .unwrap();
+    let lines = store.cost_lines(&CostLineFilter { billing_month: Some(month(m)), source: Some(source), ..Default::default() }).await.unwrap();
     (lines.len(), lines.iter().map(|l| l.unblended).sum())
 }
 
@@ -192,9 +189,8 @@ async fn a_failed_import_leaves_the_database_exactly_as_it_was(store: &dyn Store
 
     // 2,500 lines: the first two INSERT chunks succeed, the third breaks a
     // database constraint (an empty service), so the whole import must roll back.
-    let mut bad: Vec<CostLine> = (0..2500)
-        .map(|i| line(CostSource::Cur, &format!("2026-10-{:02}T{:02}:00:00Z", 1 + (i / 24) % 28, i % 24), "AmazonEC2", "2"))
-        .collect();
+    let mut bad: Vec<CostLine> =
+        (0..2500).map(|i| line(CostSource::Cur, &format!("2026-10-{:02}T{:02}:00:00Z", 1 + (i / 24) % 28, i % 24), "AmazonEC2", "2")).collect();
     bad[2400].service = String::new();
     let scope = ReplaceScope::BillingMonths(vec![month("2026-10")]);
     let err = store.replace_cost_lines(CostImport { source: CostSource::Cur, label: "bad.parquet", scope: &scope, lines: &bad }).await;
@@ -360,7 +356,11 @@ async fn allocation_results_replace_the_month_atomically(store: &dyn Store) {
     );
     store.replace_allocation(&first).await.unwrap();
     store.replace_allocation(&result_set("2026-11", vec![alloc("2026-11", None, "acme", "shared", "1")], vec![])).await.unwrap();
-    let second = result_set("2026-10", vec![alloc("2026-10", None, "acme", "eks_compute", "11.00"), alloc("2026-10", None, "__unallocated__", "transfer", "1.50")], vec![]);
+    let second = result_set(
+        "2026-10",
+        vec![alloc("2026-10", None, "acme", "eks_compute", "11.00"), alloc("2026-10", None, "__unallocated__", "transfer", "1.50")],
+        vec![],
+    );
     store.replace_allocation(&second).await.unwrap();
 
     let oct = store.allocation_rows(&AllocationFilter::months(month("2026-10"), month("2026-10"))).await.unwrap();
@@ -408,12 +408,25 @@ async fn job_runs_are_recorded_and_listed_newest_first(store: &dyn Store) {
     let t0 = ts("2026-10-01T06:00:00Z");
     let a = store.start_job_run("collect_costs", "host-a", t0).await.unwrap();
     store
-        .finish_job_run(a, &JobFinish { at: t0 + Duration::seconds(5), outcome: JobOutcome::Succeeded, rows_written: 42, api_requests: 3, error: None, detail: None })
+        .finish_job_run(
+            a,
+            &JobFinish { at: t0 + Duration::seconds(5), outcome: JobOutcome::Succeeded, rows_written: 42, api_requests: 3, error: None, detail: None },
+        )
         .await
         .unwrap();
     let b = store.start_job_run("collect_costs", "host-a", t0 + Duration::hours(1)).await.unwrap();
     store
-        .finish_job_run(b, &JobFinish { at: t0 + Duration::hours(1), outcome: JobOutcome::Failed, rows_written: 0, api_requests: 1, error: Some("throttled".into()), detail: None })
+        .finish_job_run(
+            b,
+            &JobFinish {
+                at: t0 + Duration::hours(1),
+                outcome: JobOutcome::Failed,
+                rows_written: 0,
+                api_requests: 1,
+                error: Some("throttled".into()),
+                detail: None,
+            },
+        )
         .await
         .unwrap();
     let runs = store.job_runs(Some("collect_costs"), 10).await.unwrap();

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
-use serde_json::{json, Value};
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::{Value, json};
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
@@ -118,21 +118,39 @@ impl Browser {
         let params = &event["params"];
         match event["method"].as_str().unwrap_or_default() {
             "Runtime.consoleAPICalled" if matches!(params["type"].as_str(), Some("error" | "assert")) => {
-                let text = params["args"].as_array().map(|a| a.iter().map(|x| x["value"].as_str().map(str::to_owned).unwrap_or_else(|| x["description"].to_string())).collect::<Vec<_>>().join(" ")).unwrap_or_default();
+                let text = params["args"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter().map(|x| x["value"].as_str().map(str::to_owned).unwrap_or_else(|| x["description"].to_string())).collect::<Vec<_>>().join(" ")
+                    })
+                    .unwrap_or_default();
                 self.problems.push(Problem { kind: "console.error".into(), text });
             }
             "Runtime.exceptionThrown" => {
-                self.problems.push(Problem { kind: "exception".into(), text: params["exceptionDetails"]["exception"]["description"].as_str().or(params["exceptionDetails"]["text"].as_str()).unwrap_or("?").to_owned() });
+                self.problems.push(Problem {
+                    kind: "exception".into(),
+                    text: params["exceptionDetails"]["exception"]["description"]
+                        .as_str()
+                        .or(params["exceptionDetails"]["text"].as_str())
+                        .unwrap_or("?")
+                        .to_owned(),
+                });
             }
             "Log.entryAdded" if params["entry"]["level"] == "error" => {
                 let e = &params["entry"];
-                self.problems.push(Problem { kind: format!("log ({})", e["source"].as_str().unwrap_or("?")), text: format!("{} {}", e["text"].as_str().unwrap_or(""), e["url"].as_str().unwrap_or("")) });
+                self.problems.push(Problem {
+                    kind: format!("log ({})", e["source"].as_str().unwrap_or("?")),
+                    text: format!("{} {}", e["text"].as_str().unwrap_or(""), e["url"].as_str().unwrap_or("")),
+                });
             }
             "Network.loadingFailed" if params["canceled"] != true => {
                 self.problems.push(Problem { kind: "load failed".into(), text: params["errorText"].as_str().unwrap_or("?").to_owned() });
             }
             "Network.responseReceived" if params["response"]["status"].as_u64().is_some_and(|s| s >= 400) => {
-                self.problems.push(Problem { kind: format!("HTTP {}", params["response"]["status"]), text: params["response"]["url"].as_str().unwrap_or("?").to_owned() });
+                self.problems.push(Problem {
+                    kind: format!("HTTP {}", params["response"]["status"]),
+                    text: params["response"]["url"].as_str().unwrap_or("?").to_owned(),
+                });
             }
             "Page.loadEventFired" => self.loaded = true,
             _ => {}

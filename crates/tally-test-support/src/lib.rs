@@ -32,9 +32,7 @@ pub fn workspace_root() -> PathBuf {
 
 /// `../shared/data` beside the checkout, or `TEST_TALLY_SHARED_DATA`.
 pub fn shared_data() -> PathBuf {
-    std::env::var_os("TEST_TALLY_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("../shared/data"))
+    std::env::var_os("TEST_TALLY_SHARED_DATA").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("../shared/data"))
 }
 
 /// The PostgreSQL server the tests use, without a database name.

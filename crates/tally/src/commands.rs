@@ -7,16 +7,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use tally_api::auth::{issue, Role};
+use tally_api::auth::{Role, issue};
 use tally_domain::{Config, Month, SystemClock, TenantId};
-use tally_jobs::import::{import_billing, import_revenue, import_usage, local_files, BillingFormat};
 use tally_jobs::App;
+use tally_jobs::import::{BillingFormat, import_billing, import_revenue, import_usage, local_files};
 use tally_storage::AllocationFilter;
 
 use crate::cli::{Cli, CollectCommand, Command, ExportCommand, FileFormat, ImportCommand, PricesCommand, TokenCommand};
-use crate::output::{table, Bar};
+use crate::output::{Bar, table};
 
 /// Exit code of a command that this build does not provide.
 
@@ -59,10 +59,7 @@ fn data_dir(cli: &Cli, config: &Config) -> Result<PathBuf> {
 }
 
 fn database_url(cli: &Cli, config: &Config, data_dir: &Path) -> String {
-    cli.database_url
-        .clone()
-        .or_else(|| config.database.url.clone())
-        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("tally.db").display()))
+    cli.database_url.clone().or_else(|| config.database.url.clone()).unwrap_or_else(|| format!("sqlite://{}", data_dir.join("tally.db").display()))
 }
 
 async fn open(config: Config, data_dir: PathBuf, url: &str) -> Result<App> {
@@ -109,25 +106,37 @@ async fn dispatch(app: App, command: Command) -> Result<ExitCode> {
                 (None, None) => None,
                 _ => bail!("give both --from and --to (YYYY-MM-DD, --to exclusive), or neither for the restatement window"),
             };
-            let api = tally_collectors::cost_explorer::SdkCostExplorer::new(&tally_collectors::aws::sdk_config(&tally_collectors::aws::AwsSettings::default()).await);
+            let api =
+                tally_collectors::cost_explorer::SdkCostExplorer::new(&tally_collectors::aws::sdk_config(&tally_collectors::aws::AwsSettings::default()).await);
             let policy = tally_collectors::retry::RetryPolicy::new(app.config.collectors.cost_explorer.max_retries);
             let r = tally_jobs::collect::collect_costs(&app, &api, window, &policy).await?;
             println!(
                 "Cost Explorer {}..{}: {} lines ({} replaced), {} request(s) (${:.2}), {} day(s) still estimated; job run {}",
-                r.from, r.to, r.lines, r.replaced, r.requests, f64::from(r.requests) * 0.01, r.estimated_days, r.job_run
+                r.from,
+                r.to,
+                r.lines,
+                r.replaced,
+                r.requests,
+                f64::from(r.requests) * 0.01,
+                r.estimated_days,
+                r.job_run
             );
             Ok(ExitCode::SUCCESS)
         }
         Command::Collect(CollectCommand::Usage { from, to }) => {
             let window = match (from, to) {
-                (Some(f), Some(t)) => Some((day(&f, "--from")?.and_hms_opt(0, 0, 0).expect("midnight").and_utc(), day(&t, "--to")?.and_hms_opt(0, 0, 0).expect("midnight").and_utc())),
+                (Some(f), Some(t)) => Some((
+                    day(&f, "--from")?.and_hms_opt(0, 0, 0).expect("midnight").and_utc(),
+                    day(&t, "--to")?.and_hms_opt(0, 0, 0).expect("midnight").and_utc(),
+                )),
                 (None, None) => None,
                 _ => bail!("give both --from and --to (YYYY-MM-DD), or neither for the configured lookback"),
             };
             let c = &app.config.collectors;
             let mut ran = 0;
             if !c.cloudwatch.queries.is_empty() {
-                let api = tally_collectors::cloudwatch::SdkCloudWatch::new(&tally_collectors::aws::sdk_config(&tally_collectors::aws::AwsSettings::default()).await);
+                let api =
+                    tally_collectors::cloudwatch::SdkCloudWatch::new(&tally_collectors::aws::sdk_config(&tally_collectors::aws::AwsSettings::default()).await);
                 let r = tally_jobs::usage::collect_cloudwatch(&app, &api, window, &tally_collectors::retry::RetryPolicy::new(5)).await?;
                 println!("CloudWatch: {} samples; job run {}", r.samples, r.job_run);
                 for n in &r.notes {
@@ -298,7 +307,11 @@ async fn import(app: &App, cmd: ImportCommand) -> Result<ExitCode> {
             for w in &report.warnings {
                 eprintln!("warning: {w}");
             }
-            let rows: Vec<Vec<String>> = report.months.iter().map(|m| vec![m.month.to_string(), m.lines.to_string(), format!("{:.2}", m.unblended), format!("{:.2}", m.amortized)]).collect();
+            let rows: Vec<Vec<String>> = report
+                .months
+                .iter()
+                .map(|m| vec![m.month.to_string(), m.lines.to_string(), format!("{:.2}", m.unblended), format!("{:.2}", m.amortized)])
+                .collect();
             print!("{}", table(&["billing period", "lines", "unblended", "amortized"], &rows, &[1, 2, 3]));
             println!("{} file(s); {} earlier line(s) replaced; job run {}", report.files.len(), report.replaced, report.job_run);
             if !report.tenants_created.is_empty() {
@@ -308,7 +321,14 @@ async fn import(app: &App, cmd: ImportCommand) -> Result<ExitCode> {
         }
         ImportCommand::Usage { path } => {
             let r = import_usage(app, &path, "file").await?;
-            println!("{} samples of {} imported from {}; {} earlier sample(s) replaced; job run {}", r.samples, r.metrics.join(", "), r.file.display(), r.replaced, r.job_run);
+            println!(
+                "{} samples of {} imported from {}; {} earlier sample(s) replaced; job run {}",
+                r.samples,
+                r.metrics.join(", "),
+                r.file.display(),
+                r.replaced,
+                r.job_run
+            );
             if !r.tenants_created.is_empty() {
                 println!("new tenants: {}", r.tenants_created.iter().map(TenantId::as_str).collect::<Vec<_>>().join(", "));
             }
@@ -365,7 +385,13 @@ async fn token(app: &App, cmd: TokenCommand) -> Result<ExitCode> {
                 .await?
                 .iter()
                 .map(|t| {
-                    let state = if t.revoked_at.is_some() { "revoked" } else if t.expires_at.is_some_and(|e| e <= now) { "expired" } else { "active" };
+                    let state = if t.revoked_at.is_some() {
+                        "revoked"
+                    } else if t.expires_at.is_some_and(|e| e <= now) {
+                        "expired"
+                    } else {
+                        "active"
+                    };
                     vec![
                         t.id.to_string(),
                         t.role.clone(),

@@ -34,7 +34,11 @@ impl Progress for Bar {
     fn stage(&self, what: &str, total: u64) {
         if self.terminal {
             let bar = if total > 0 { ProgressBar::new(total) } else { ProgressBar::new_spinner() };
-            let style = if total > 0 { ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} {elapsed}") } else { ProgressStyle::with_template("{spinner} {msg} {elapsed}") };
+            let style = if total > 0 {
+                ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} {elapsed}")
+            } else {
+                ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+            };
             bar.set_style(style.unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "));
             bar.set_message(what.to_owned());
             bar.enable_steady_tick(std::time::Duration::from_millis(120));

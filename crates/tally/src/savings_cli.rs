@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{Result, anyhow, bail};
 use tally_domain::Decimal;
 use tally_jobs::App;
 use tally_savings::{Payment, SavingsReport, Term};
@@ -99,7 +99,21 @@ pub fn render(r: &SavingsReport) -> String {
             ]);
         }
         out.push_str(&table(
-            &["family", "counted as", "running min/mean/max", "baseline", "reserved", "buy", "upfront", "monthly fee", "saves/month", "saves", "pays back", "utilization", "coverage"],
+            &[
+                "family",
+                "counted as",
+                "running min/mean/max",
+                "baseline",
+                "reserved",
+                "buy",
+                "upfront",
+                "monthly fee",
+                "saves/month",
+                "saves",
+                "pays back",
+                "utilization",
+                "coverage",
+            ],
             &rows,
             &[3, 4, 5, 6, 7, 8, 9, 11, 12],
         ));
@@ -135,7 +149,11 @@ pub fn render(r: &SavingsReport) -> String {
                 ]
             })
             .collect();
-        out.push_str(&table(&["option", "commit", "upfront", "monthly fee", "saves/month", "saves", "pays back", "utilization", "coverage"], &rows, &[1, 2, 3, 4, 5, 7, 8]));
+        out.push_str(&table(
+            &["option", "commit", "upfront", "monthly fee", "saves/month", "saves", "pays back", "utilization", "coverage"],
+            &rows,
+            &[1, 2, 3, 4, 5, 7, 8],
+        ));
     }
     match &r.recommendations {
         Some(recs) => {
@@ -190,7 +208,9 @@ pub async fn prices_show(app: &App, filter: Option<String>) -> Result<ExitCode> 
     let mut rows = Vec::new();
     for p in c.instances.iter().filter(|p| keep(&p.instance_type)) {
         let cell = |term: Term, payment: Payment| {
-            p.reserved(term, payment).map(|r| if r.upfront.is_zero() { format!("${}/h", r.hourly.normalize()) } else { format!("{} + ${}/h", usd(r.upfront), r.hourly.normalize()) }).unwrap_or_else(|| "-".into())
+            p.reserved(term, payment)
+                .map(|r| if r.upfront.is_zero() { format!("${}/h", r.hourly.normalize()) } else { format!("{} + ${}/h", usd(r.upfront), r.hourly.normalize()) })
+                .unwrap_or_else(|| "-".into())
         };
         rows.push(vec![
             p.service.to_string(),
@@ -207,7 +227,14 @@ pub async fn prices_show(app: &App, filter: Option<String>) -> Result<ExitCode> 
         ]);
     }
     println!();
-    print!("{}", table(&["offer", "region", "type", "variant", "on demand", "1y none", "1y partial", "1y all", "3y none", "3y partial", "3y all"], &rows, &[4, 5, 6, 7, 8, 9, 10]));
+    print!(
+        "{}",
+        table(
+            &["offer", "region", "type", "variant", "on demand", "1y none", "1y partial", "1y all", "3y none", "3y partial", "3y all"],
+            &rows,
+            &[4, 5, 6, 7, 8, 9, 10]
+        )
+    );
     let sp: Vec<Vec<String>> = c
         .savings_plans
         .iter()

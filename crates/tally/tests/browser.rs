@@ -133,7 +133,12 @@ fn every_dashboard_page_loads_cleanly_shows_its_charts_and_fits_a_phone() {
         Expect { path: "/tenants", name: "tenants", charts: 1, text: &["Tenants in", "Globex", "Per 1k requests"] },
         Expect { path: "/tenants/globex", name: "tenant-globex", charts: 1, text: &["Globex", "Gross margin", "How each share was computed"] },
         Expect { path: "/finance", name: "finance", charts: 0, text: &["reconciled", "CSV", "FOCUS", "Nothing is unallocated in any month"] },
-        Expect { path: "/savings", name: "savings", charts: 1, text: &["Prices as of", "2026-11-01", "What to reserve", "m5.xlarge", "db.r6g.xlarge", "cache.r6g.large", "Against the team's estimate"] },
+        Expect {
+            path: "/savings",
+            name: "savings",
+            charts: 1,
+            text: &["Prices as of", "2026-11-01", "What to reserve", "m5.xlarge", "db.r6g.xlarge", "cache.r6g.large", "Against the team's estimate"],
+        },
         Expect { path: "/operations", name: "operations", charts: 0, text: &["Latest job runs", "allocate"] },
     ];
     for page in &pages {

@@ -130,7 +130,23 @@ fn unsafe_kill_term(pid: u32) {
 fn collect_costs_talks_to_the_endpoint_in_aws_endpoint_url() {
     let moto = tally_test_support::start_moto().expect("moto_server");
     let body = r#"{"results":[{"ResultsByTime":[{"TimePeriod":{"Start":"2026-10-01","End":"2026-10-02"},"Total":{},"Groups":[{"Keys":["Amazon ElastiCache","NodeUsage:cache.r6g.large"],"Metrics":{"UnblendedCost":{"Amount":"14.832","Unit":"USD"},"AmortizedCost":{"Amount":"14.832","Unit":"USD"},"UsageQuantity":{"Amount":"72","Unit":"Hrs"}}}],"Estimated":false}]}]}"#;
-    let seeded = Command::new("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H", "content-type: application/json", "-d", body, &format!("{}/moto-api/static/ce/cost-and-usage-results", moto.endpoint())]).output().unwrap();
+    let seeded = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            body,
+            &format!("{}/moto-api/static/ce/cost-and-usage-results", moto.endpoint()),
+        ])
+        .output()
+        .unwrap();
     assert_eq!(String::from_utf8_lossy(&seeded.stdout), "201");
     let dir = tempfile::tempdir().unwrap();
     let out = tally(dir.path())

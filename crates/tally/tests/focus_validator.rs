@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use tally_domain::{Config, CostSource, ManualClock, Month};
-use tally_jobs::import::{import_billing, BillingFormat};
+use tally_jobs::import::{BillingFormat, import_billing};
 use tally_jobs::{App, NoProgress};
 use tally_storage::{CostLineFilter, SqliteStore, Store};
 
@@ -30,7 +30,12 @@ const CRITERIA: &str = "ACCOUNT_NAMING_SUPPORTED,AVAILABILITY_ZONE_SUPPORTED,CAP
 
 fn site_packages() -> PathBuf {
     let lib = tally_test_support::venv("focus").join("lib");
-    let py = std::fs::read_dir(&lib).unwrap_or_else(|e| panic!("{}: {e} (run ./scripts/test.sh to install focus-validator)", lib.display())).next().unwrap().unwrap().path();
+    let py = std::fs::read_dir(&lib)
+        .unwrap_or_else(|e| panic!("{}: {e} (run ./scripts/test.sh to install focus-validator)", lib.display()))
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     py.join("site-packages")
 }
 
@@ -46,13 +51,8 @@ fn failures(file: &Path) -> (usize, BTreeSet<String>) {
         .expect("focus-validator runs");
     let xml = std::fs::read_to_string(&report).unwrap_or_else(|_| panic!("no report for {}: {}", file.display(), String::from_utf8_lossy(&out.stderr)));
     let cases = xml.matches("<testcase ").count();
-    let failed = xml
-        .split("<failure name=\"")
-        .skip(1)
-        .chain(xml.split("<error name=\"").skip(1))
-        .filter_map(|s| s.split('"').next())
-        .map(str::to_owned)
-        .collect();
+    let failed =
+        xml.split("<failure name=\"").skip(1).chain(xml.split("<error name=\"").skip(1)).filter_map(|s| s.split('"').next()).map(str::to_owned).collect();
     (cases, failed)
 }
 
@@ -60,7 +60,13 @@ async fn store() -> (App, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap());
     store.migrate().await.unwrap();
-    let app = App { store, config: Arc::new(Config::default()), clock: Arc::new(ManualClock::new("2026-11-29T00:00:00Z".parse().unwrap())), data_dir: dir.path().to_path_buf(), holder: "test".into() };
+    let app = App {
+        store,
+        config: Arc::new(Config::default()),
+        clock: Arc::new(ManualClock::new("2026-11-29T00:00:00Z".parse().unwrap())),
+        data_dir: dir.path().to_path_buf(),
+        holder: "test".into(),
+    };
     (app, dir)
 }
 

@@ -20,11 +20,7 @@ use sqlx::{Column, Row};
 /// demo's months have rows that went to no tenant for the panels that list them.
 fn tally(data: &Path, database_url: &str) -> Command {
     let mut c = tally_test_support::tally_command(env!("CARGO_BIN_EXE_tally"));
-    c.arg("--data-dir")
-        .arg(data)
-        .env("DATABASE_URL", database_url)
-        .env("TALLY_ALLOCATION__SHARED_POLICY", "keep")
-        .env("TALLY_LOG", "warn");
+    c.arg("--data-dir").arg(data).env("DATABASE_URL", database_url).env("TALLY_ALLOCATION__SHARED_POLICY", "keep").env("TALLY_LOG", "warn");
     c
 }
 
@@ -218,17 +214,27 @@ async fn every_grafana_panel_returns_rows_from_the_demo_in_postgresql_and_agrees
     assert_eq!(num(&r, "billed"), dec(&rec["billed_total"]), "{month} billed against /api/v1/reconciliation");
     assert_eq!(num(&r, "allocated"), dec(&rec["allocated_total"]), "{month} allocated");
     assert_eq!(num(&r, "unallocated"), dec(&rec["unallocated_total"]), "{month} unallocated");
-    let unallocated_view: Option<Decimal> = sqlx::query_scalar("SELECT SUM(unblended) FROM report_unassigned WHERE month = $1 AND allocatee = '__unallocated__'")
+    let unallocated_view: Option<Decimal> =
+        sqlx::query_scalar("SELECT SUM(unblended) FROM report_unassigned WHERE month = $1 AND allocatee = '__unallocated__'")
+            .bind(month)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(unallocated_view.unwrap_or_default(), dec(&rec["unallocated_total"]).unwrap(), "{month} unallocated reasons");
+    let shared: Option<Decimal> = sqlx::query_scalar("SELECT SUM(unblended) FROM report_unassigned WHERE month = $1 AND allocatee = '__shared__'")
         .bind(month)
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(unallocated_view.unwrap_or_default(), dec(&rec["unallocated_total"]).unwrap(), "{month} unallocated reasons");
-    let shared: Option<Decimal> = sqlx::query_scalar("SELECT SUM(unblended) FROM report_unassigned WHERE month = $1 AND allocatee = '__shared__'").bind(month).fetch_one(&pool).await.unwrap();
     assert!(shared.is_some_and(|s| s > Decimal::ZERO), "shared costs are kept as __shared__: {shared:?}");
     for s in rec["services"].as_array().unwrap() {
         let service = s["service"].as_str().unwrap();
-        let v = sqlx::query("SELECT * FROM report_reconciliation_by_service WHERE month = $1 AND service = $2").bind(month).bind(service).fetch_one(&pool).await.unwrap();
+        let v = sqlx::query("SELECT * FROM report_reconciliation_by_service WHERE month = $1 AND service = $2")
+            .bind(month)
+            .bind(service)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
         for col in ["billed", "allocated", "difference", "billed_amortized", "allocated_amortized"] {
             assert_eq!(num(&v, col), dec(&s[col]), "{month} {service} {col}");
         }
@@ -242,11 +248,22 @@ async fn every_grafana_panel_returns_rows_from_the_demo_in_postgresql_and_agrees
         for r in &view {
             let id: String = r.get("tenant_id");
             let t = tenants.as_array().unwrap().iter().find(|t| t["tenant"] == id.as_str()).unwrap_or_else(|| panic!("{id} in the API"));
-            for (col, key) in [("cost", "cost"), ("cost_amortized", "cost_amortized"), ("revenue", "revenue"), ("gross_margin", "gross_margin"), ("gross_margin_percent", "gross_margin_percent")] {
+            for (col, key) in [
+                ("cost", "cost"),
+                ("cost_amortized", "cost_amortized"),
+                ("revenue", "revenue"),
+                ("gross_margin", "gross_margin"),
+                ("gross_margin_percent", "gross_margin_percent"),
+            ] {
                 assert_eq!(num(r, col), dec(&t[key]), "{month} {id} {col}");
             }
             // Unit costs divide by usage summed in floating point; they agree to the 4th decimal.
-            for (col, key) in [("cost_per_1000_requests", "per_1000_requests"), ("transfer_per_gb_egress", "per_gb_egress"), ("db_storage_per_gb_month", "per_gb_month_db_storage"), ("eks_per_vcpu_hour", "per_vcpu_hour")] {
+            for (col, key) in [
+                ("cost_per_1000_requests", "per_1000_requests"),
+                ("transfer_per_gb_egress", "per_gb_egress"),
+                ("db_storage_per_gb_month", "per_gb_month_db_storage"),
+                ("eks_per_vcpu_hour", "per_vcpu_hour"),
+            ] {
                 let (v, a) = (num(r, col), dec(&t["unit_costs"][key]));
                 assert_eq!(v.is_some(), a.is_some(), "{month} {id} {col}: {v:?} against {a:?}");
                 if let (Some(v), Some(a)) = (v, a) {

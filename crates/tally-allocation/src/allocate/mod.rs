@@ -110,7 +110,14 @@ pub fn allocate_month(
 /// Allocates a month straight from a CUR 2.0 Parquet file and a usage
 /// Parquet file, without building domain values (the benchmark path).
 /// Totals are the files' own floating-point sums.
-pub fn allocate_files(cfg: &AllocationConfig, currency: Currency, month: Month, tenant_tag_key: &str, cur: &Path, usage: &Path) -> Result<MonthAllocation, AllocationError> {
+pub fn allocate_files(
+    cfg: &AllocationConfig,
+    currency: Currency,
+    month: Month,
+    tenant_tag_key: &str,
+    cur: &Path,
+    usage: &Path,
+) -> Result<MonthAllocation, AllocationError> {
     let t = std::time::Instant::now();
     let lines = input::cur2_lines(cur, tenant_tag_key)?.run()?;
     stage("read lines", t);
@@ -123,7 +130,13 @@ pub fn allocate_files(cfg: &AllocationConfig, currency: Currency, month: Month, 
         .agg([col("unblended").sum(), col("amortized").sum(), col("unblended").count().alias("n")])
         .run()?;
     let mut targets = Targets { monthly: BTreeMap::new(), daily: BTreeMap::new() };
-    let (d, s, u, a, n) = (sums.column("day")?.i32()?, sums.column("service")?.str()?, sums.column("unblended")?.f64()?, sums.column("amortized")?.f64()?, sums.column("n")?.idx()?);
+    let (d, s, u, a, n) = (
+        sums.column("day")?.i32()?,
+        sums.column("service")?.str()?,
+        sums.column("unblended")?.f64()?,
+        sums.column("amortized")?.f64()?,
+        sums.column("n")?.idx()?,
+    );
     let dec = |x: Option<f64>| decimal_from_f64(x.unwrap_or(0.0)).map_err(AllocationError::Input);
     for i in 0..sums.height() {
         let (uu, aa) = (dec(u.get(i))?, dec(a.get(i))?);
@@ -152,8 +165,11 @@ pub fn split_totals(cfg: &AllocationConfig, cur: &Path, usage: &Path, tenant_tag
         .agg([col("unblended").sum(), col("amortized").sum()])
         .sort(["allocatee", "pool"], SortMultipleOptions::default())
         .run()?;
-    let (w, p, u, a) = (totals.column("allocatee")?.str()?, totals.column("pool")?.str()?, totals.column("unblended")?.f64()?, totals.column("amortized")?.f64()?);
-    Ok((0..totals.height()).map(|i| (w.get(i).unwrap_or_default().to_owned(), p.get(i).unwrap_or_default().to_owned(), u.get(i).unwrap_or(0.0), a.get(i).unwrap_or(0.0))).collect())
+    let (w, p, u, a) =
+        (totals.column("allocatee")?.str()?, totals.column("pool")?.str()?, totals.column("unblended")?.f64()?, totals.column("amortized")?.f64()?);
+    Ok((0..totals.height())
+        .map(|i| (w.get(i).unwrap_or_default().to_owned(), p.get(i).unwrap_or_default().to_owned(), u.get(i).unwrap_or(0.0), a.get(i).unwrap_or(0.0)))
+        .collect())
 }
 
 /// Logs how long a stage took, at debug level (`TALLY_LOG=tally_allocation=debug`).
@@ -177,7 +193,14 @@ pub(crate) fn stage(name: &str, since: std::time::Instant) {
     }
 }
 
-fn finish(cfg: &AllocationConfig, currency: Currency, month: Month, lines: LazyFrame, usage: LazyFrame, targets: Targets) -> Result<MonthAllocation, AllocationError> {
+fn finish(
+    cfg: &AllocationConfig,
+    currency: Currency,
+    month: Month,
+    lines: LazyFrame,
+    usage: LazyFrame,
+    targets: Targets,
+) -> Result<MonthAllocation, AllocationError> {
     let t = std::time::Instant::now();
     let split = split::split(lines, usage, cfg)?;
     stage("split", t);
@@ -188,7 +211,8 @@ fn finish(cfg: &AllocationConfig, currency: Currency, month: Month, lines: LazyF
     let mut allocatees: HashMap<String, Allocatee> = HashMap::new();
     let mut pools: HashMap<String, PoolId> = HashMap::new();
     let mut parsed = |who: &str, pool: &str| -> (Allocatee, PoolId) {
-        let a = allocatees.entry(who.to_owned()).or_insert_with(|| Allocatee::parse(who).expect("allocatees come from tenant ids and the reserved names")).clone();
+        let a =
+            allocatees.entry(who.to_owned()).or_insert_with(|| Allocatee::parse(who).expect("allocatees come from tenant ids and the reserved names")).clone();
         let p = pools.entry(pool.to_owned()).or_insert_with(|| PoolId::parse(pool).expect("pool names come from validated config")).clone();
         (a, p)
     };
@@ -228,7 +252,12 @@ fn finish(cfg: &AllocationConfig, currency: Currency, month: Month, lines: LazyF
         }
     }
     // Rounds the run of rows [from, to) against a target and appends them.
-    let mut emit = |out: &mut Vec<AllocationRow>, from: usize, to: usize, target: (Decimal, Decimal), day: Option<NaiveDate>, cols: (&StringChunked, &StringChunked, &StringChunked, &StringChunked, &Float64Chunked, &Float64Chunked)| {
+    let mut emit = |out: &mut Vec<AllocationRow>,
+                    from: usize,
+                    to: usize,
+                    target: (Decimal, Decimal),
+                    day: Option<NaiveDate>,
+                    cols: (&StringChunked, &StringChunked, &StringChunked, &StringChunked, &Float64Chunked, &Float64Chunked)| {
         let (service, pool, who, reason, u, a) = cols;
         let us: Vec<f64> = (from..to).map(|i| u.get(i).unwrap_or(0.0)).collect();
         let am: Vec<f64> = (from..to).map(|i| a.get(i).unwrap_or(0.0)).collect();
@@ -293,11 +322,7 @@ fn finish(cfg: &AllocationConfig, currency: Currency, month: Month, lines: LazyF
     daily_rows.sort_by_key(sort_key);
     stage("round", t);
     let explanations = explain(month, &monthly_rows, &split);
-    let billed = targets
-        .monthly
-        .into_iter()
-        .map(|(service, (u, a, n))| ServiceTotal { service, unblended: u, amortized: a, lines: n })
-        .collect();
+    let billed = targets.monthly.into_iter().map(|(service, (u, a, n))| ServiceTotal { service, unblended: u, amortized: a, lines: n }).collect();
     Ok(MonthAllocation { month, monthly: monthly_rows, daily: daily_rows, explanations, billed })
 }
 
@@ -325,7 +350,13 @@ fn explain(month: Month, rows: &[AllocationRow], split: &split::Split) -> Vec<Ex
     mine.into_iter()
         .map(|((who, pool), (u, a))| {
             let (pu, pa) = pools[pool];
-            let share = if !pa.is_zero() { a / pa } else if !pu.is_zero() { u / pu } else { Decimal::ZERO };
+            let share = if !pa.is_zero() {
+                a / pa
+            } else if !pu.is_zero() {
+                u / pu
+            } else {
+                Decimal::ZERO
+            };
             let q = split.quantities.get(&(pool.to_string(), who.to_string()));
             Explanation {
                 month,

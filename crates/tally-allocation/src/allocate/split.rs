@@ -81,18 +81,11 @@ fn with_periods(lines: LazyFrame) -> LazyFrame {
 }
 
 fn with_usage_periods(usage: LazyFrame) -> LazyFrame {
-    usage.with_columns([
-        col("hour_ms").floor_div(lit(HOUR_MS)).alias("hour"),
-        col("hour_ms").floor_div(lit(DAY_MS)).cast(DataType::Int32).alias("day"),
-    ])
+    usage.with_columns([col("hour_ms").floor_div(lit(HOUR_MS)).alias("hour"), col("hour_ms").floor_div(lit(DAY_MS)).cast(DataType::Int32).alias("day")])
 }
 
 fn contains_any(column: &str, needles: &[String]) -> Expr {
-    needles
-        .iter()
-        .map(|n| col(column).str().contains_literal(lit(n.clone())))
-        .reduce(|a, b| a.or(b))
-        .unwrap_or(lit(true))
+    needles.iter().map(|n| col(column).str().contains_literal(lit(n.clone()))).reduce(|a, b| a.or(b)).unwrap_or(lit(true))
 }
 
 fn in_list(column: &str, values: &[String]) -> Expr {
@@ -146,11 +139,7 @@ fn assign_pools(lines: LazyFrame, cfg: &AllocationConfig, nodes: &Series) -> Pol
 /// A tenant may have several rows in an hour (several resources); every
 /// later step sums, so they are not merged here.
 fn hourly_driver_usage(usage: &LazyFrame, metrics: &[String]) -> PolarsResult<DataFrame> {
-    usage
-        .clone()
-        .filter(in_list("metric", metrics))
-        .select([col("metric"), col("tenant"), col("hour"), col("value").alias("q"), col("day")])
-        .collect()
+    usage.clone().filter(in_list("metric", metrics)).select([col("metric"), col("tenant"), col("hour"), col("value").alias("q"), col("day")]).collect()
 }
 
 /// Usage of `metrics` summed per tenant at each granularity lines need:
@@ -159,19 +148,22 @@ fn usage_at(hourly: &DataFrame, metrics: &[String], grans: &BTreeSet<i32>) -> Po
     let base = hourly.clone().lazy().filter(in_list("metric", metrics));
     let mut parts = Vec::new();
     for g in grans {
-        let part = match *g {
-            GRAN_HOUR => base.clone().select([lit(GRAN_HOUR).alias("gran"), col("hour").alias("key"), col("metric"), col("tenant"), col("q")]),
-            GRAN_DAY => base
-                .clone()
-                .group_by([col("metric"), col("tenant"), col("day").cast(DataType::Int64).alias("key")])
-                .agg([col("q").sum()])
-                .select([lit(GRAN_DAY).alias("gran"), col("key"), col("metric"), col("tenant"), col("q")]),
-            _ => base
-                .clone()
-                .group_by([col("metric"), col("tenant")])
-                .agg([col("q").sum()])
-                .select([lit(GRAN_MONTH).alias("gran"), lit(0i64).alias("key"), col("metric"), col("tenant"), col("q")]),
-        };
+        let part =
+            match *g {
+                GRAN_HOUR => base.clone().select([lit(GRAN_HOUR).alias("gran"), col("hour").alias("key"), col("metric"), col("tenant"), col("q")]),
+                GRAN_DAY => base
+                    .clone()
+                    .group_by([col("metric"), col("tenant"), col("day").cast(DataType::Int64).alias("key")])
+                    .agg([col("q").sum()])
+                    .select([lit(GRAN_DAY).alias("gran"), col("key"), col("metric"), col("tenant"), col("q")]),
+                _ => base.clone().group_by([col("metric"), col("tenant")]).agg([col("q").sum()]).select([
+                    lit(GRAN_MONTH).alias("gran"),
+                    lit(0i64).alias("key"),
+                    col("metric"),
+                    col("tenant"),
+                    col("q"),
+                ]),
+            };
         parts.push(part);
     }
     if parts.is_empty() {
@@ -200,17 +192,9 @@ fn driver_pool(lines: &DataFrame, hourly: &DataFrame, rule: &PoolRule, out: &mut
     let grans = grans_of(lines)?;
     let metrics: Vec<String> = std::iter::once(driver.clone()).chain(fallback.clone()).collect();
     let q = usage_at(hourly, &metrics, &grans)?.run()?.lazy();
-    let totals = |m: &str, name: &str| {
-        q.clone()
-            .filter(col("metric").eq(lit(m.to_owned())))
-            .group_by([col("gran"), col("key")])
-            .agg([col("q").sum().alias(name)])
-    };
-    let costs = lines
-        .clone()
-        .lazy()
-        .group_by([col("gran"), col("key"), col("day"), col("service")])
-        .agg([col("unblended").sum(), col("amortized").sum()]);
+    let totals =
+        |m: &str, name: &str| q.clone().filter(col("metric").eq(lit(m.to_owned()))).group_by([col("gran"), col("key")]).agg([col("q").sum().alias(name)]);
+    let costs = lines.clone().lazy().group_by([col("gran"), col("key"), col("day"), col("service")]).agg([col("unblended").sum(), col("amortized").sum()]);
     let with_totals = costs.join(totals(&driver, "t_d"), [col("gran"), col("key")], [col("gran"), col("key")], JoinArgs::new(JoinType::Left));
     let has = |c: &str| col(c).fill_null(lit(0.0)).gt(lit(0.0));
     let (with_totals, chosen) = match &fallback {
@@ -266,7 +250,8 @@ fn driver_pool(lines: &DataFrame, hourly: &DataFrame, rule: &PoolRule, out: &mut
     ]);
 
     // Quantities: each tenant's driver usage over the periods the pool split.
-    let periods = with_driver.lazy().filter(col("driver").is_not_null()).select([col("gran"), col("key"), col("driver")]).unique(None, UniqueKeepStrategy::First);
+    let periods =
+        with_driver.lazy().filter(col("driver").is_not_null()).select([col("gran"), col("key"), col("driver")]).unique(None, UniqueKeepStrategy::First);
     let qty = periods
         .join(q, [col("gran"), col("key"), col("driver")], [col("gran"), col("key"), col("metric")], JoinArgs::new(JoinType::Inner))
         .group_by([col("tenant"), col("driver")])
@@ -418,19 +403,19 @@ fn node_split(lines: &DataFrame, pods_hourly: &DataFrame, rule: &PoolRule, cfg: 
         lit(pool.clone()).alias("pool"),
         null_str().alias("reason"),
     ]);
-    let pod_rows = pod_rows.select([col("allocatee"), col("pool"), col("service"), col("day"), col("reason"), col("unblended"), col("amortized"), col("tenant"), col("a_cpu")]).run()?;
+    let pod_rows = pod_rows
+        .select([col("allocatee"), col("pool"), col("service"), col("day"), col("reason"), col("unblended"), col("amortized"), col("tenant"), col("a_cpu")])
+        .run()?;
     // Allocated vCPU-hours per tenant, for the explanation.
     let qty = pod_rows.clone().lazy().group_by([col("tenant")]).agg([col("a_cpu").sum()]).run()?;
     let (t, v) = (qty.column("tenant")?.str()?, qty.column("a_cpu")?.f64()?);
     for i in 0..qty.height() {
         out.quantities.insert((pool.clone(), t.get(i).unwrap_or_default().to_owned()), ("allocated_vcpu_hours".into(), v.get(i).unwrap_or(0.0)));
     }
-    let grouped = |lf: LazyFrame| lf.group_by([col("allocatee"), col("pool"), col("service"), col("day"), col("reason")]).agg([col("unblended").sum(), col("amortized").sum()]);
-    Ok(vec![
-        part(grouped(pod_rows.lazy())),
-        part(grouped(idle_rows.filter(col("unblended").neq(lit(0.0)).or(col("amortized").neq(lit(0.0)))))),
-        part(unknown),
-    ])
+    let grouped = |lf: LazyFrame| {
+        lf.group_by([col("allocatee"), col("pool"), col("service"), col("day"), col("reason")]).agg([col("unblended").sum(), col("amortized").sum()])
+    };
+    Ok(vec![part(grouped(pod_rows.lazy())), part(grouped(idle_rows.filter(col("unblended").neq(lit(0.0)).or(col("amortized").neq(lit(0.0)))))), part(unknown)])
 }
 
 /// Sums of `unblended`/`amortized` of a collected result, per key columns.
@@ -441,8 +426,15 @@ fn totals(rows: &DataFrame, by: &[&str], value: &str) -> PolarsResult<DataFrame>
 /// A pool split in proportion to weights per allocatee (the same weights for every line).
 /// `bases` maps allocatee to weight; `key` chooses a weight set per line (e.g. by service).
 fn weighted(lines: &DataFrame, pool: &str, bases: impl Fn(Option<&str>, i32) -> Option<Vec<(String, f64)>>, reason: &str) -> PolarsResult<LazyFrame> {
-    let grouped = lines.clone().lazy().group_by([col("day"), col("service")]).agg([col("unblended").sum(), col("amortized").sum()]).sort(["day", "service"], SortMultipleOptions::default()).run()?;
-    let (day, service, u, a) = (grouped.column("day")?.i32()?, grouped.column("service")?.str()?, grouped.column("unblended")?.f64()?, grouped.column("amortized")?.f64()?);
+    let grouped = lines
+        .clone()
+        .lazy()
+        .group_by([col("day"), col("service")])
+        .agg([col("unblended").sum(), col("amortized").sum()])
+        .sort(["day", "service"], SortMultipleOptions::default())
+        .run()?;
+    let (day, service, u, a) =
+        (grouped.column("day")?.i32()?, grouped.column("service")?.str()?, grouped.column("unblended")?.f64()?, grouped.column("amortized")?.f64()?);
     // Rows as indices (into the groups and into the allocatees' names) and
     // amounts; the text columns are gathered once at the end. A large month
     // has millions of rows here (days x services x tenants).
@@ -489,10 +481,9 @@ fn weighted(lines: &DataFrame, pool: &str, bases: impl Fn(Option<&str>, i32) -> 
         Series::new("amortized".into(), am).into(),
         unallocated.into_series().with_name("unallocated".into()).into(),
     ])?;
-    Ok(frame.lazy().with_columns([
-        lit(pool.to_owned()).alias("pool"),
-        when(col("unallocated")).then(lit(reason.to_owned())).otherwise(null_str()).alias("reason"),
-    ]))
+    Ok(frame
+        .lazy()
+        .with_columns([lit(pool.to_owned()).alias("pool"), when(col("unallocated")).then(lit(reason.to_owned())).otherwise(null_str()).alias("reason")]))
 }
 
 fn tenant_weights(base: &DataFrame, key: Option<(&str, &str)>) -> PolarsResult<Vec<(String, f64)>> {
@@ -600,7 +591,12 @@ pub(crate) fn split(lines: LazyFrame, usage: LazyFrame, cfg: &AllocationConfig) 
         let month_lines = pl.clone().lazy().filter(col("gran").eq(lit(GRAN_MONTH))).run()?;
         let day_lines = pl.lazy().filter(col("gran").neq(lit(GRAN_MONTH))).run()?;
         let by_day_str = by_day.clone().lazy().with_column(col("day").cast(DataType::String).alias("day_s")).run()?;
-        let part_day = weighted(&day_lines, &pool, |_, d| tenant_weights(&by_day_str, Some(("day_s", &d.to_string()))).ok(), &format!("no tenant had {target} cost on the line's day"))?;
+        let part_day = weighted(
+            &day_lines,
+            &pool,
+            |_, d| tenant_weights(&by_day_str, Some(("day_s", &d.to_string()))).ok(),
+            &format!("no tenant had {target} cost on the line's day"),
+        )?;
         let part_month = weighted(&month_lines, &pool, |_, _| tenant_weights(&by_month, None).ok(), &format!("no tenant had {target} cost in the month"))?;
         let extra = concat([part(part_day), part(part_month)], UnionArgs::default())?.run()?;
         let q = totals(&extra, &["allocatee"], "amortized")?;
@@ -683,7 +679,8 @@ pub(crate) fn split(lines: LazyFrame, usage: LazyFrame, cfg: &AllocationConfig) 
     if credit_lines.height() > 0 {
         let by_service = totals(&rows, &["allocatee", "service"], "amortized")?;
         let by_all = totals(&rows, &["allocatee"], "amortized")?;
-        out.methods.insert(PoolId::CREDITS.into(), "in proportion to each tenant's cost of the service the credit names in the month, else of the whole month".into());
+        out.methods
+            .insert(PoolId::CREDITS.into(), "in proportion to each tenant's cost of the service the credit names in the month, else of the whole month".into());
         out.drivers.insert(PoolId::CREDITS.into(), "cost of the service".into());
         // The driver of each tenant: its cost of the services the credits name.
         let credited: BTreeSet<String> = strings(credit_lines.column("service")?.str()?).flatten().map(str::to_owned).collect();

@@ -108,10 +108,7 @@ pub fn decimal_from_f64(v: f64) -> Result<Decimal, CellError> {
 
 pub(crate) fn parse_decimal(s: &str) -> Result<Decimal, CellError> {
     let t = s.trim();
-    Decimal::from_str_exact(t)
-        .or_else(|_| Decimal::from_scientific(t))
-        .or_else(|_| Decimal::from_str(t))
-        .map_err(|_| format!("{s:?} is not a number"))
+    Decimal::from_str_exact(t).or_else(|_| Decimal::from_scientific(t)).or_else(|_| Decimal::from_str(t)).map_err(|_| format!("{s:?} is not a number"))
 }
 
 /// A timestamp column, as UTC instants.
@@ -163,7 +160,16 @@ pub(crate) fn parse_timestamp(s: &str) -> Result<DateTime<Utc>, CellError> {
     if let Ok(d) = DateTime::parse_from_rfc3339(t) {
         return Ok(d.with_timezone(&Utc));
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S%.fZ", "%Y-%m-%dT%H:%MZ", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%SZ",
+        "%Y-%m-%dT%H:%M:%S%.fZ",
+        "%Y-%m-%dT%H:%MZ",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(n) = NaiveDateTime::parse_from_str(t, fmt) {
             return Ok(Utc.from_utc_datetime(&n));
         }

@@ -9,8 +9,8 @@ use std::path::Path;
 use rust_decimal::Decimal;
 use tally_domain::{CostLine, CostSource, Currency, LineType, Month};
 
-use super::cols::{athena_name, MapCol, NumCol, TextCol, TimeCol};
-use super::{bad_tag_warning, collect_columns, convert_currencies, scan, tenant_of, FileLines, ReadError, ReadOptions};
+use super::cols::{MapCol, NumCol, TextCol, TimeCol, athena_name};
+use super::{FileLines, ReadError, ReadOptions, bad_tag_warning, collect_columns, convert_currencies, scan, tenant_of};
 
 const REQUIRED: &[&str] = &[
     "line_item_usage_start_date",
@@ -80,11 +80,7 @@ pub fn amortized_cost(line_type: LineType, unblended: Decimal, p: &EffectiveCost
 /// As [`amortized_cost`], knowing whether the line belongs to a reservation:
 /// an RI's upfront `Fee` is spread over the usage it covers, so it is zero.
 pub fn amortized_cost_of(line_type: LineType, unblended: Decimal, p: &EffectiveCostParts, reservation: bool) -> Decimal {
-    if line_type == LineType::Fee && reservation {
-        Decimal::ZERO
-    } else {
-        amortized_cost(line_type, unblended, p)
-    }
+    if line_type == LineType::Fee && reservation { Decimal::ZERO } else { amortized_cost(line_type, unblended, p) }
 }
 
 /// Reads one CUR file into billing lines.
@@ -262,7 +258,11 @@ mod tests {
 
     #[test]
     fn an_ri_fee_amortizes_to_its_unused_upfront_and_unused_recurring_fee() {
-        let p = EffectiveCostParts { reservation_unused_amortized_upfront_fee: d("22.3369863"), reservation_unused_recurring_fee: d("22.32"), ..Default::default() };
+        let p = EffectiveCostParts {
+            reservation_unused_amortized_upfront_fee: d("22.3369863"),
+            reservation_unused_recurring_fee: d("22.32"),
+            ..Default::default()
+        };
         assert_eq!(amortized_cost(LineType::RiFee, "22.32".parse().unwrap(), &p), "44.6569863".parse::<Decimal>().unwrap());
     }
 

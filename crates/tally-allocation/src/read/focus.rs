@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use tally_domain::{CostLine, CostSource, Currency, LineType, Month};
 
 use super::cols::{NumCol, TextCol, TimeCol};
-use super::{bad_tag_warning, collect_columns, convert_currencies, scan, tenant_of, FileLines, ReadError, ReadOptions};
+use super::{FileLines, ReadError, ReadOptions, bad_tag_warning, collect_columns, convert_currencies, scan, tenant_of};
 
 const REQUIRED: &[&str] = &["BilledCost", "BillingCurrency", "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory", "ServiceName"];
 
@@ -168,21 +168,14 @@ pub fn read_focus(path: &Path, opts: &ReadOptions) -> Result<FileLines, ReadErro
         let name = service_name.get(i).ok_or_else(|| ReadError::cell(path, row, "ServiceName", "missing value"))?;
         let is_aws = provider.get(i).is_none_or(|p| p.eq_ignore_ascii_case("AWS") || p.starts_with("Amazon"));
         let service = x_service.get(i).or_else(|| if is_aws { aws_service_code(name) } else { None }).unwrap_or(name);
-        let kind = line_type(
-            category.get(i).unwrap_or("Usage"),
-            status.get(i),
-            commitment_type.get(i),
-            frequency.get(i),
-            commitment.get(i).is_some(),
-        );
+        let kind = line_type(category.get(i).unwrap_or("Usage"), status.get(i), commitment_type.get(i), frequency.get(i), commitment.get(i).is_some());
         let tags: BTreeMap<String, String> = match tags_json.get(i) {
             None => BTreeMap::new(),
             Some(json) => {
-                let value: serde_json::Value = serde_json::from_str(json).map_err(|err| ReadError::cell(path, row, "Tags", format!("not a JSON object: {err}")))?;
+                let value: serde_json::Value =
+                    serde_json::from_str(json).map_err(|err| ReadError::cell(path, row, "Tags", format!("not a JSON object: {err}")))?;
                 let obj = value.as_object().ok_or_else(|| ReadError::cell(path, row, "Tags", "not a JSON object"))?;
-                obj.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())))
-                    .collect()
+                obj.iter().map(|(k, v)| (k.clone(), v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))).collect()
             }
         };
         let tenant = tenant_of(&tags, opts, &mut bad_tags);

@@ -19,10 +19,10 @@ use rust_decimal::Decimal;
 use tally_domain::{CostLine, Currency, Month, TenantId};
 
 pub use cols::decimal_from_f64;
-pub use cur::{amortized_cost, read_cur, EffectiveCostParts};
+pub use cur::{EffectiveCostParts, amortized_cost, read_cur};
 pub use focus::{aws_service_code, read_focus};
 pub use revenue::read_revenue;
-pub use usage::{read_usage, UsageFile};
+pub use usage::{UsageFile, read_usage};
 
 /// What went wrong reading a file, and where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -107,9 +107,7 @@ pub(crate) enum Format {
 /// Returns the frame and a guard that keeps a decompressed copy alive.
 pub(crate) fn scan(path: &Path) -> Result<(LazyFrame, Option<tempfile::TempPath>), ReadError> {
     let mut head = [0u8; 4];
-    let n = std::fs::File::open(path)
-        .and_then(|mut f| f.read(&mut head))
-        .map_err(|e| ReadError::file(path, format!("cannot open: {e}")))?;
+    let n = std::fs::File::open(path).and_then(|mut f| f.read(&mut head)).map_err(|e| ReadError::file(path, format!("cannot open: {e}")))?;
     let head = &head[..n];
     let (source, guard) = if head.starts_with(&[0x1f, 0x8b]) {
         let tmp = tempfile::NamedTempFile::new().map_err(|e| ReadError::file(path, format!("cannot decompress: {e}")))?;
@@ -121,11 +119,8 @@ pub(crate) fn scan(path: &Path) -> Result<(LazyFrame, Option<tempfile::TempPath>
     } else {
         (path.to_path_buf(), None)
     };
-    let format = if head.starts_with(b"PAR1") {
-        Format::Parquet
-    } else {
-        Format::Csv { separator: sniff_separator(&source).map_err(|e| ReadError::file(path, e))? }
-    };
+    let format =
+        if head.starts_with(b"PAR1") { Format::Parquet } else { Format::Csv { separator: sniff_separator(&source).map_err(|e| ReadError::file(path, e))? } };
     let pl_path = PlRefPath::new(source.to_string_lossy().as_ref());
     let lf = match format {
         Format::Parquet => LazyFrame::scan_parquet(pl_path, ScanArgsParquet::default()).map_err(|e| ReadError::polars(path, e))?,
@@ -149,10 +144,7 @@ fn sniff_separator(path: &Path) -> Result<u8, String> {
     if header.is_empty() {
         return Err("the file is empty: expected a header row".into());
     }
-    let best = [b',', b'\x01', b'\t', b';', b'|']
-        .into_iter()
-        .max_by_key(|sep| header.iter().filter(|b| *b == sep).count())
-        .expect("candidates");
+    let best = [b',', b'\x01', b'\t', b';', b'|'].into_iter().max_by_key(|sep| header.iter().filter(|b| *b == sep).count()).expect("candidates");
     if !header.contains(&best) {
         return Err("not a Parquet file and not a delimited text file with a header row".into());
     }
@@ -211,9 +203,7 @@ pub(crate) fn bad_tag_warning(bad: &BTreeMap<String, usize>, key: &str) -> Optio
     }
     let lines: usize = bad.values().sum();
     let examples: Vec<&str> = bad.keys().take(3).map(String::as_str).collect();
-    Some(format!(
-        "{lines} lines carry a {key} tag whose value is not a tenant id (e.g. {examples:?}); they are allocated by usage instead"
-    ))
+    Some(format!("{lines} lines carry a {key} tag whose value is not a tenant id (e.g. {examples:?}); they are allocated by usage instead"))
 }
 
 /// Converts lines to the reporting currency, or explains why it cannot.

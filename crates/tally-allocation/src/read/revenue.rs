@@ -4,8 +4,8 @@ use std::path::Path;
 
 use tally_domain::{Currency, Money, Month, RevenueEntry, TenantId};
 
-use super::cols::{parse_decimal, TextCol};
-use super::{collect_columns, scan, ReadError};
+use super::cols::{TextCol, parse_decimal};
+use super::{ReadError, collect_columns, scan};
 
 const COLUMNS: &[&str] = &["month", "tenant", "amount", "currency"];
 

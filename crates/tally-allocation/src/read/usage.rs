@@ -8,7 +8,7 @@ use chrono::Timelike;
 use tally_domain::{Metric, TenantId, UsageSample};
 
 use super::cols::{NumCol, TextCol, TimeCol};
-use super::{collect_columns, scan, ReadError};
+use super::{ReadError, collect_columns, scan};
 
 const COLUMNS: &[&str] = &["timestamp", "tenant", "metric", "value", "unit", "resource_id", "workload"];
 
@@ -66,9 +66,7 @@ pub fn read_usage(path: &Path) -> Result<UsageFile, ReadError> {
         if !v.is_finite() || v < 0.0 {
             return Err(cell("value", format!("{v} is not a number >= 0")));
         }
-        let sample = UsageSample::new(hour, tenant_id.clone(), m, v)
-            .map_err(|v| cell("value", v.to_string()))?
-            .with_unit(unit.get(i).map(str::to_owned));
+        let sample = UsageSample::new(hour, tenant_id.clone(), m, v).map_err(|v| cell("value", v.to_string()))?.with_unit(unit.get(i).map(str::to_owned));
         let sample = match resource.get(i) {
             Some(r) => sample.with_resource(r),
             None => sample,
