@@ -76,6 +76,7 @@ pub fn instance_type_of_usage_type(usage_type: &str) -> Option<&str> {
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp, reason = "the expected values are computed exactly")]
 mod tests {
     use super::*;
 

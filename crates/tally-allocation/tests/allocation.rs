@@ -206,8 +206,7 @@ fn shared_costs_follow_each_tenants_other_costs_by_default() {
 #[test]
 fn shared_costs_can_be_split_evenly_by_fixed_weights_or_kept() {
     let (lines, usage) = shared_fixture();
-    let mut cfg = AllocationConfig::default();
-    cfg.shared_policy = SharedPolicy::Even;
+    let mut cfg = AllocationConfig { shared_policy: SharedPolicy::Even, ..AllocationConfig::default() };
     let a = allocate_month(&cfg, Currency::USD, oct(), &lines, &usage).unwrap();
     // Three tenants were active (initech has usage rows): 10 / 3 each, largest remainder to the first.
     assert_eq!(got(&a, "acme", "shared"), d("3.34"));
@@ -355,8 +354,7 @@ proptest! {
         shared in prop::sample::select(vec![SharedPolicy::Proportional, SharedPolicy::Even, SharedPolicy::Keep]),
         keep_idle in any::<bool>(),
     ) {
-        let mut cfg = AllocationConfig::default();
-        cfg.shared_policy = shared;
+        let mut cfg = AllocationConfig { shared_policy: shared, ..AllocationConfig::default() };
         if keep_idle {
             cfg.pools.iter_mut().filter(|p| p.method == PoolMethod::NodeSplit).for_each(|p| p.idle_policy = Some(IdlePolicy::Keep));
         }

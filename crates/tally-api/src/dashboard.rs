@@ -108,6 +108,7 @@ fn percent(p: Option<Decimal>) -> String {
 }
 
 /// The caller, or a redirect to the sign-in page.
+#[allow(clippy::result_large_err, reason = "the page handlers answer with the redirect as it is; boxing it once per page load buys nothing")]
 fn signed_in(who: Result<Principal, ApiError>) -> Result<Principal, Response> {
     who.map_err(|_| Redirect::to("/login").into_response())
 }
@@ -161,7 +162,7 @@ async fn ceo(State(state): State<ApiState>, who: Result<Principal, ApiError>) ->
     let span = Span { from: month, to: month, from_day: None, to_day: None };
     let mut tenants = tenant_reports(&state, &who, &span).await.map_err(IntoResponse::into_response)?;
     tenants.retain(|t| t.cost > t.revenue);
-    tenants.sort_by(|a, b| (b.cost - b.revenue).cmp(&(a.cost - a.revenue)));
+    tenants.sort_by_key(|t| std::cmp::Reverse(t.cost - t.revenue));
     let body = html! {
         h1 { "Burn, revenue and runway" }
         @if let Some(r) = &burn.runway {
@@ -403,10 +404,10 @@ async fn savings_page(State(state): State<ApiState>, who: Result<Principal, ApiE
     let summary = report.summaries.iter().find(|s| s.term == term && s.payment == payment);
     let mut notes: Vec<&str> = Vec::new();
     for src in &p.sources {
-        if let Some(n) = src.note.as_deref() {
-            if !notes.contains(&n) {
-                notes.push(n);
-            }
+        if let Some(n) = src.note.as_deref()
+            && !notes.contains(&n)
+        {
+            notes.push(n);
         }
     }
     let body = html! {

@@ -122,12 +122,11 @@ async fn observe(State(state): State<ApiState>, req: Request, next: Next) -> Res
 }
 
 fn client_ip(state: &ApiState, req: &Request) -> Option<std::net::IpAddr> {
-    if state.config.server.trust_forwarded_for {
-        if let Some(ip) =
+    if state.config.server.trust_forwarded_for
+        && let Some(ip) =
             req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()).and_then(|v| v.split(',').next()).and_then(|ip| ip.trim().parse().ok())
-        {
-            return Some(ip);
-        }
+    {
+        return Some(ip);
     }
     req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
 }

@@ -13,7 +13,15 @@ const BUCKETS: [f64; 11] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 #[derive(Debug, Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    latency: Mutex<BTreeMap<String, ([u64; BUCKETS.len()], u64, f64)>>,
+    latency: Mutex<BTreeMap<String, Histogram>>,
+}
+
+/// One route's latency: cumulative bucket counts, observations and their sum.
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
 }
 
 impl Metrics {
@@ -21,14 +29,14 @@ impl Metrics {
         *self.requests.lock().expect("metrics").entry((route.to_owned(), method.to_owned(), status)).or_default() += 1;
         let secs = took.as_secs_f64();
         let mut lat = self.latency.lock().expect("metrics");
-        let e = lat.entry(route.to_owned()).or_insert(([0; BUCKETS.len()], 0, 0.0));
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                e.0[i] += 1;
+        let h = lat.entry(route.to_owned()).or_default();
+        for (n, b) in h.buckets.iter_mut().zip(BUCKETS) {
+            if secs <= b {
+                *n += 1;
             }
         }
-        e.1 += 1;
-        e.2 += secs;
+        h.count += 1;
+        h.sum += secs;
     }
 
     pub fn render(&self, out: &mut String) {
@@ -37,7 +45,7 @@ impl Metrics {
             let _ = writeln!(out, "tally_http_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {n}", escape(route));
         }
         out.push_str("# HELP tally_http_request_duration_seconds Time to answer, by route.\n# TYPE tally_http_request_duration_seconds histogram\n");
-        for (route, (buckets, count, sum)) in self.latency.lock().expect("metrics").iter() {
+        for (route, Histogram { buckets, count, sum }) in self.latency.lock().expect("metrics").iter() {
             let r = escape(route);
             for (b, n) in BUCKETS.iter().zip(buckets) {
                 let _ = writeln!(out, "tally_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"{b}\"}} {n}");

@@ -105,10 +105,10 @@ impl CloudWatchApi for SdkCloudWatch {
             }
             let out = req.set_next_token(token).send().await.map_err(classify)?;
             for m in out.metrics() {
-                if let Some(d) = m.dimensions().iter().find(|d| d.name() == Some(dimension)) {
-                    if let Some(v) = d.value() {
-                        values.insert(v.to_owned());
-                    }
+                if let Some(d) = m.dimensions().iter().find(|d| d.name() == Some(dimension))
+                    && let Some(v) = d.value()
+                {
+                    values.insert(v.to_owned());
                 }
             }
             token = out.next_token().map(str::to_owned).filter(|t| !t.is_empty());
@@ -183,6 +183,7 @@ fn aggregate(statistic: &str, values: &[f64]) -> f64 {
 
 /// Collects `[from, to)` (whole hours) for `queries`. `known` tenants are
 /// asked for even when `ListMetrics` does not name them.
+#[allow(clippy::too_many_arguments, reason = "each is a separate input of one collection run; the job passes them from the config")]
 pub async fn collect_usage(
     api: &dyn CloudWatchApi,
     configured: &[CloudWatchQuery],
@@ -280,6 +281,7 @@ pub async fn collect_usage(
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp, reason = "the expected values are computed exactly")]
 mod tests {
     use super::*;
 

@@ -100,6 +100,7 @@ pub fn exec_seconds(previous: &BTreeMap<TenantId, f64>, current: &BTreeMap<Tenan
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp, reason = "the expected values are computed exactly")]
 mod tests {
     use super::*;
 

@@ -53,10 +53,18 @@ async fn more_than_500_queries_are_batched_and_become_hourly_samples() {
     let queries = [query("requests", "RequestCount", "Sum"), query("egress_gb", "ResponseBytes", "Sum")];
     let quiet = TenantId::parse("quiet-tenant").unwrap();
     let policy = RetryPolicy { max_retries: 3, base_delay: Duration::from_millis(50), max_delay: Duration::from_millis(500) };
-    let got =
-        collect_usage(&cw, &queries, &BTreeMap::new(), &[quiet.clone()], hour - chrono::Duration::hours(2), hour + chrono::Duration::hours(1), now, &policy)
-            .await
-            .unwrap();
+    let got = collect_usage(
+        &cw,
+        &queries,
+        &BTreeMap::new(),
+        std::slice::from_ref(&quiet),
+        hour - chrono::Duration::hours(2),
+        hour + chrono::Duration::hours(1),
+        now,
+        &policy,
+    )
+    .await
+    .unwrap();
     assert_eq!(got.queries, 522, "260 tenants x 2 metrics, and the quiet tenant asked for both");
     assert!(got.calls >= 2, "more than 500 queries need at least two GetMetricData calls: {}", got.calls);
     assert_eq!(got.period, 60, "recent data is read at one-minute resolution");

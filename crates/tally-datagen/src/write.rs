@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tally_domain::Month;
-use tally_parquet::{ColumnData, ColumnType, ParquetWriter};
+use tally_parquet::{ColumnData, ColumnType, MapEntries, ParquetWriter};
 
 use crate::prices::*;
 use crate::sim::{self, Deployment};
@@ -172,7 +172,7 @@ impl CurWriter {
                 l.instance_type.map(|t| t.split('.').take(if t.starts_with("db.") || t.starts_with("cache.") { 2 } else { 1 }).collect::<Vec<_>>().join("."))
             })
             .collect();
-        let product: Vec<Option<Vec<(&str, Option<&str>)>>> = b
+        let product: Vec<Option<MapEntries<&str>>> = b
             .iter()
             .map(|l| {
                 let mut m =
@@ -183,7 +183,7 @@ impl CurWriter {
                 Some(m)
             })
             .collect();
-        let tags: Vec<Option<Vec<(&str, Option<&str>)>>> = b
+        let tags: Vec<Option<MapEntries<&str>>> = b
             .iter()
             .map(|l| {
                 let mut m = Vec::new();

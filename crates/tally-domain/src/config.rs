@@ -540,10 +540,10 @@ impl Config {
         if self.server.rate_limit_per_minute == 0 {
             return Err(err("server.rate_limit_per_minute", "0".into(), "a positive number of requests per minute"));
         }
-        if let Some(url) = &self.database.url {
-            if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                return Err(err("database.url", url.clone(), "sqlite://PATH or postgres://USER@HOST/DB"));
-            }
+        if let Some(url) = &self.database.url
+            && !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(err("database.url", url.clone(), "sqlite://PATH or postgres://USER@HOST/DB"));
         }
         let a = &self.allocation;
         if !(a.cpu_weight.is_finite() && a.cpu_weight > 0.0) {
@@ -587,15 +587,15 @@ impl Config {
         if !a.pools.iter().any(|p| p.method == PoolMethod::Shared) {
             return Err(err("allocation.pools", "(no shared pool)".into(), "a last pool with method \"shared\" that takes every remaining line"));
         }
-        if let Some(m) = &self.finance.cash_balance {
-            if self.finance.cash_balance_date.is_none() {
-                return Err(ConfigError {
-                    key: "finance.cash_balance_date".into(),
-                    value: None,
-                    origin: None,
-                    expected: format!("the date the cash balance of {m} was taken (YYYY-MM-DD)"),
-                });
-            }
+        if let Some(m) = &self.finance.cash_balance
+            && self.finance.cash_balance_date.is_none()
+        {
+            return Err(ConfigError {
+                key: "finance.cash_balance_date".into(),
+                value: None,
+                origin: None,
+                expected: format!("the date the cash balance of {m} was taken (YYYY-MM-DD)"),
+            });
         }
         let c = &self.collectors;
         let schedules = [

@@ -184,10 +184,10 @@ impl Period {
         if end <= start {
             return Err(err());
         }
-        if let Ok(p) = Self::hour(start) {
-            if p.end == end {
-                return Ok(p);
-            }
+        if let Ok(p) = Self::hour(start)
+            && p.end == end
+        {
+            return Ok(p);
         }
         if start.time() == chrono::NaiveTime::MIN {
             let d = Self::day(start.date_naive());

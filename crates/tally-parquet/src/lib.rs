@@ -43,6 +43,9 @@ pub enum ColumnType {
     MapDouble,
 }
 
+/// The entries of one MAP cell: keys and their optional values.
+pub type MapEntries<'a, V> = Vec<(&'a str, Option<V>)>;
+
 /// The values of one column in one row group.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ColumnData<'a> {
@@ -52,8 +55,8 @@ pub enum ColumnData<'a> {
     TimestampMillis(Vec<Option<i64>>),
     /// Unscaled values and the scale they carry.
     Decimal(Vec<Option<i64>>, u8),
-    MapUtf8(Vec<Option<Vec<(&'a str, Option<&'a str>)>>>),
-    MapDouble(Vec<Option<Vec<(&'a str, Option<f64>)>>>),
+    MapUtf8(Vec<Option<MapEntries<'a, &'a str>>>),
+    MapDouble(Vec<Option<MapEntries<'a, f64>>>),
 }
 
 impl ColumnData<'_> {

@@ -226,7 +226,7 @@ fn span(values: impl Iterator<Item = f64>) -> (f64, f64) {
         lo = lo.min(v);
         hi = hi.max(v);
     }
-    if hi == lo {
+    if hi <= lo {
         hi = lo + 1.0;
     }
     let pad = (hi - lo) * 0.12;
@@ -490,8 +490,9 @@ impl Chart for DailyAreas<'_> {
         // Stack upwards: cumulative sums, drawn from the top layer down.
         let mut cum = v.clone();
         for s in 1..cum.len() {
-            for d in 0..n {
-                cum[s][d] += cum[s - 1][d];
+            let (below, above) = cum.split_at_mut(s);
+            for (c, b) in above[0].iter_mut().zip(&below[s - 1]) {
+                *c += b;
             }
         }
         let top_layer = cum.last().cloned().unwrap_or_default();

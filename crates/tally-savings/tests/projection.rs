@@ -33,6 +33,7 @@ fn catalogue() -> PriceCatalogue {
     .unwrap()
 }
 
+#[allow(clippy::too_many_arguments, reason = "a cost line in one call keeps each test's lines on one row")]
 fn line(start: DateTime<Utc>, hours: i64, service: &str, usage_type: &str, operation: &str, itype: &str, amount: Decimal, line_type: LineType) -> CostLine {
     CostLine {
         usage_start: start,

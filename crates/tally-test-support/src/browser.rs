@@ -88,14 +88,12 @@ impl Browser {
             if let Some(status) = child.try_wait()? {
                 bail!("Chromium exited at start ({status})");
             }
-            if let Ok(body) = crate::http_get(addr, "/json/list") {
-                if let Some(json_start) = body.find('[') {
-                    if let Ok(Value::Array(targets)) = serde_json::from_str::<Value>(&body[json_start..]) {
-                        if let Some(url) = targets.iter().find(|t| t["type"] == "page").and_then(|t| t["webSocketDebuggerUrl"].as_str()) {
-                            break url.to_owned();
-                        }
-                    }
-                }
+            if let Ok(body) = crate::http_get(addr, "/json/list")
+                && let Some(json_start) = body.find('[')
+                && let Ok(Value::Array(targets)) = serde_json::from_str::<Value>(&body[json_start..])
+                && let Some(url) = targets.iter().find(|t| t["type"] == "page").and_then(|t| t["webSocketDebuggerUrl"].as_str())
+            {
+                break url.to_owned();
             }
             if start.elapsed() > Duration::from_secs(30) {
                 let _ = child.kill();

@@ -168,10 +168,10 @@ pub fn start_localstack() -> Result<Peer> {
     // The gateway listens before the services are ready; poll the health endpoint.
     let start = Instant::now();
     loop {
-        if let Ok(body) = http_get(addr, "/_localstack/health") {
-            if body.contains("\"cloudwatch\": \"running\"") || body.contains("\"cloudwatch\":\"running\"") || body.contains("\"cloudwatch\": \"available\"") {
-                break;
-            }
+        if let Ok(body) = http_get(addr, "/_localstack/health")
+            && (body.contains("\"cloudwatch\": \"running\"") || body.contains("\"cloudwatch\":\"running\"") || body.contains("\"cloudwatch\": \"available\""))
+        {
+            break;
         }
         if start.elapsed() > Duration::from_secs(120) {
             let log = std::fs::read_to_string(dir.path().join("localstack.log")).unwrap_or_default();

@@ -18,8 +18,6 @@ use tally_storage::AllocationFilter;
 use crate::cli::{Cli, CollectCommand, Command, ExportCommand, FileFormat, ImportCommand, PricesCommand, TokenCommand};
 use crate::output::{Bar, table};
 
-/// Exit code of a command that this build does not provide.
-
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let config = load_config(&cli)?;
     let data_dir = data_dir(&cli, &config)?;
@@ -365,10 +363,10 @@ async fn token(app: &App, cmd: TokenCommand) -> Result<ExitCode> {
         TokenCommand::Create { role, tenant, expires, label } => {
             let role: Role = role.parse().map_err(|e: String| anyhow!("--role: {e}"))?;
             let tenant = tenant.map(|t| TenantId::parse(&t).map_err(|e| anyhow!("--tenant: {e}"))).transpose()?;
-            if let Some(t) = &tenant {
-                if !app.store.tenants().await?.iter().any(|x| &x.id == t) {
-                    bail!("--tenant: no tenant {t}; import data for it first or add it under [[tenants]] in the config");
-                }
+            if let Some(t) = &tenant
+                && !app.store.tenants().await?.iter().any(|x| &x.id == t)
+            {
+                bail!("--tenant: no tenant {t}; import data for it first or add it under [[tenants]] in the config");
             }
             let now = app.clock.now();
             let expires_at = expires.map(|e| parse_expiry(&e, now)).transpose()?;

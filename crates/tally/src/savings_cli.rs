@@ -1,5 +1,7 @@
 //! `tally savings`, `tally prices` and `tally collect recommendations`.
 
+#![allow(clippy::print_stdout, reason = "a command line prints its results")]
+
 use std::path::Path;
 use std::process::ExitCode;
 

@@ -118,7 +118,6 @@ fn every_dashboard_page_loads_cleanly_shows_its_charts_and_fits_a_phone() {
     let dir = tempfile::tempdir().unwrap();
     let (_demo, base, link) = start_demo(dir.path());
     let out = screenshots();
-    println!("screenshots: {}", out.display());
     eprintln!("screenshots: {}", out.display());
 
     let mut b = Browser::launch().expect("headless Chromium");

@@ -152,7 +152,7 @@ async fn every_grafana_panel_returns_rows_from_the_demo_in_postgresql_and_agrees
             }
         }
     }
-    println!("{panels_run} panel queries returned rows from {} dashboards", boards.len());
+    eprintln!("{panels_run} panel queries returned rows from {} dashboards", boards.len());
 
     // The views agree with the API to the cent.
     let token = tally(data.path(), &url).args(["token", "create", "--role", "admin"]).output().unwrap();

@@ -495,10 +495,10 @@ fn tenant_weights(base: &DataFrame, key: Option<(&str, &str)>) -> PolarsResult<V
         None => None,
     };
     for i in 0..base.height() {
-        if let (Some((_, want)), Some(fc)) = (key, &filter_col) {
-            if fc.get(i) != Some(want) {
-                continue;
-            }
+        if let (Some((_, want)), Some(fc)) = (key, &filter_col)
+            && fc.get(i) != Some(want)
+        {
+            continue;
         }
         let a = who.get(i).unwrap_or_default();
         if TenantId::parse(a).is_ok() {
@@ -558,7 +558,7 @@ pub(crate) fn split(lines: LazyFrame, usage: LazyFrame, cfg: &AllocationConfig) 
     // Pools 1-8: direct, node split, drivers, follow.
     let mut base_parts: Vec<LazyFrame> = Vec::new();
     let direct = pool_lines(PoolId::DIRECT)?;
-    out.methods.insert(PoolId::DIRECT.into(), format!("lines tagged with the tenant tag go wholly to that tenant"));
+    out.methods.insert(PoolId::DIRECT.into(), "lines tagged with the tenant tag go wholly to that tenant".to_string());
     base_parts.push(part(direct.lazy().with_columns([col("tenant").alias("allocatee"), null_str().alias("reason")])));
     for rule in cfg.pools.iter().filter(|r| matches!(r.method, PoolMethod::NodeSplit | PoolMethod::Driver)) {
         let pl = pool_lines(rule.name.as_str())?;

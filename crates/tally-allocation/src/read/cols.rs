@@ -216,10 +216,10 @@ impl MapCol {
         let values = fields[1].cast(&DataType::String).map_err(|e| e.to_string())?;
         let (keys, values) = (keys.str().map_err(|e| e.to_string())?, values.str().map_err(|e| e.to_string())?);
         for j in 0..keys.len() {
-            if let (Some(k), Some(v)) = (keys.get(j), values.get(j)) {
-                if !is_null_text(v) {
-                    out.insert(k.to_owned(), v.to_owned());
-                }
+            if let (Some(k), Some(v)) = (keys.get(j), values.get(j))
+                && !is_null_text(v)
+            {
+                out.insert(k.to_owned(), v.to_owned());
             }
         }
         Ok(out)
