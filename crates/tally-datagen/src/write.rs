@@ -538,48 +538,22 @@ pub(crate) fn month(params: &Params, tenants: &[TenantSpec], month: Month, index
             let t = &tenants[r];
             let on = r < params.spread_tenants || rng.random::<f64>() < params.tail_activity;
             present[r] = on;
-            usage.push(UsageRow {
+            // Indexes into METRICS: 4 db_storage_gb, 5 db_exec_seconds, 6 cache_memory_gb, 7 cache_commands, 8 egress_gb, 9 requests.
+            let row = |metric: u8, value: f64, resource: Option<&Arc<str>>| UsageRow {
                 hour_ms: ms,
                 tenant: r as u32,
-                metric: 4,
-                value: round6(330.0 * growth * t.weight.powf(0.9) / s09),
-                resource: Some(rds_arn.clone()),
+                metric,
+                value,
+                resource: resource.cloned(),
                 workload: None,
-            })?;
-            usage.push(UsageRow { hour_ms: ms, tenant: r as u32, metric: 6, value: round6(7.5 * t.weight.powf(0.8) / s08), resource: None, workload: None })?;
+            };
+            usage.push(row(4, round6(330.0 * growth * t.weight.powf(0.9) / s09), Some(&rds_arn)))?;
+            usage.push(row(6, round6(7.5 * t.weight.powf(0.8) / s08), None))?;
             if on {
-                usage.push(UsageRow {
-                    hour_ms: ms,
-                    tenant: r as u32,
-                    metric: 5,
-                    value: round6(exec_total * t.weight * sim::noise(&mut rng, 0.3)),
-                    resource: Some(rds_arn.clone()),
-                    workload: None,
-                })?;
-                usage.push(UsageRow {
-                    hour_ms: ms,
-                    tenant: r as u32,
-                    metric: 7,
-                    value: (commands_total * t.weight * sim::noise(&mut rng, 0.3)).round(),
-                    resource: None,
-                    workload: None,
-                })?;
-                usage.push(UsageRow {
-                    hour_ms: ms,
-                    tenant: r as u32,
-                    metric: 8,
-                    value: round6(egress_total * egress_weight[r] * sim::noise(&mut rng, 0.2)),
-                    resource: None,
-                    workload: None,
-                })?;
-                usage.push(UsageRow {
-                    hour_ms: ms,
-                    tenant: r as u32,
-                    metric: 9,
-                    value: (requests_total * t.weight * sim::noise(&mut rng, 0.2)).round(),
-                    resource: Some(alb_arn.clone()),
-                    workload: None,
-                })?;
+                usage.push(row(5, round6(exec_total * t.weight * sim::noise(&mut rng, 0.3)), Some(&rds_arn)))?;
+                usage.push(row(7, (commands_total * t.weight * sim::noise(&mut rng, 0.3)).round(), None))?;
+                usage.push(row(8, round6(egress_total * egress_weight[r] * sim::noise(&mut rng, 0.2)), None))?;
+                usage.push(row(9, (requests_total * t.weight * sim::noise(&mut rng, 0.2)).round(), Some(&alb_arn)))?;
             }
         }
         // Pods: each tenant's slice of the pods that serve it.
