@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Duration, Utc};
 use proptest::prelude::*;
 use rust_decimal::{Decimal, RoundingStrategy};
-use tally_allocation::{MonthAllocation, allocate_files, allocate_month};
+use tally_allocation::{MonthAllocation, allocate, allocate_month};
 use tally_domain::{
     Allocatee, AllocationConfig, CostLine, CostSource, Currency, IdlePolicy, LineType, Metric, Month, PoolMethod, SharedPolicy, TenantId, UsageSample,
 };
@@ -78,7 +78,11 @@ fn got(a: &MonthAllocation, who: &str, pool: &str) -> Decimal {
     a.monthly.iter().filter(|r| r.allocatee.as_str() == who && r.pool.as_str() == pool).map(|r| r.unblended).sum()
 }
 
-fn assert_reconciles(a: &MonthAllocation) {
+/// Per service the monthly rows add up to the month's bill, per day and
+/// service the daily figures to that day's bill (computed here from the
+/// lines), and per day the allocatees' figures to the day's bill.
+fn assert_reconciles(a: &MonthAllocation, lines: &[CostLine]) {
+    let cents = |d: Decimal| d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
     for t in &a.billed {
         let rows: Vec<_> = a.monthly.iter().filter(|r| r.service == t.service).collect();
         let u: Decimal = rows.iter().map(|r| r.unblended).sum();
@@ -86,12 +90,29 @@ fn assert_reconciles(a: &MonthAllocation) {
         assert_eq!(u, t.unblended.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero), "{} unblended", t.service);
         assert_eq!(am, t.amortized.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero), "{} amortized", t.service);
     }
-    let mut daily: BTreeMap<(chrono::NaiveDate, &str), Decimal> = BTreeMap::new();
-    for r in &a.daily {
-        *daily.entry((r.day.unwrap(), &r.service)).or_default() += r.unblended;
+    let mut bill: BTreeMap<(chrono::NaiveDate, &str), (Decimal, Decimal)> = BTreeMap::new();
+    for l in lines {
+        let e = bill.entry((l.day(), l.service.as_str())).or_default();
+        e.0 += l.unblended;
+        e.1 += l.amortized;
     }
-    for v in daily.values() {
-        assert_eq!(v.scale().min(2), v.scale(), "daily rows are in cents");
+    let daily: BTreeMap<(chrono::NaiveDate, &str), (Decimal, Decimal)> =
+        a.service_daily.iter().map(|d| ((d.day, d.key.as_str()), (d.unblended, d.amortized))).collect();
+    for (k, (u, am)) in &bill {
+        let got = daily.get(k).copied().unwrap_or_default();
+        assert_eq!(got, (cents(*u), cents(*am)), "{k:?}: the day's rows against the day's bill");
+    }
+    assert!(daily.keys().all(|k| bill.contains_key(k)), "no day or service the bill does not have");
+    let mut per_day: BTreeMap<chrono::NaiveDate, (Decimal, Decimal)> = BTreeMap::new();
+    for t in &a.tenant_daily {
+        let e = per_day.entry(t.day).or_default();
+        e.0 += t.unblended;
+        e.1 += t.amortized;
+    }
+    for (day, (u, am)) in &per_day {
+        let want: (Decimal, Decimal) =
+            daily.iter().filter(|((d, _), _)| d == day).fold((Decimal::ZERO, Decimal::ZERO), |acc, (_, (u, a))| (acc.0 + u, acc.1 + a));
+        assert_eq!((*u, *am), want, "{day}: the allocatees add up to the day's bill");
     }
 }
 
@@ -116,7 +137,7 @@ fn a_node_hour_is_split_into_cpu_and_memory_parts_and_idle_is_kept_when_configur
     assert_eq!(got(&a, "globex", "eks_compute"), d("1.55"));
     // Unused: 1.5 of 4 vCPU and 10 of 16 GB: 1.35 + 1.00.
     assert_eq!(got(&a, "__idle__", "eks_compute"), d("2.35"));
-    assert_reconciles(&a);
+    assert_reconciles(&a, &lines);
 }
 
 #[test]
@@ -129,7 +150,7 @@ fn idle_capacity_is_shared_over_the_node_hours_pods_by_default() {
     assert_eq!(got(&a, "__idle__", "eks_compute"), Decimal::ZERO);
     // The control plane follows each tenant's EKS compute cost of the day.
     assert_eq!(got(&a, "acme", "eks_control_plane") + got(&a, "globex", "eks_control_plane"), d("0.10"));
-    assert_reconciles(&a);
+    assert_reconciles(&a, &lines);
     let ex = a.explanations.iter().find(|e| e.allocatee.as_str() == "globex" && e.pool.as_str() == "eks_compute").unwrap();
     assert_eq!(ex.driver_quantity, Some(1.5));
     assert_eq!(ex.pool_driver_quantity, Some(2.5));
@@ -145,7 +166,7 @@ fn a_node_of_unknown_size_is_unallocated_with_a_reason_that_says_how_to_fix_it()
     let row = a.monthly.iter().find(|r| r.allocatee == Allocatee::Unallocated).unwrap();
     assert_eq!(row.unblended, d("5.20"));
     assert!(row.reason.as_deref().unwrap().contains("x9z.mega"), "{row:?}");
-    assert_reconciles(&a);
+    assert_reconciles(&a, &lines);
 }
 
 #[test]
@@ -166,7 +187,7 @@ fn rds_compute_falls_back_to_storage_where_no_execution_time_was_collected() {
     assert_eq!(got(&a, "globex", "rds_compute"), d("0.97"));
     let row = a.monthly.iter().find(|r| r.pool.as_str() == "rds_compute").unwrap();
     assert_eq!(row.driver.as_deref(), Some("db_exec_seconds (falling back to db_storage_gb where none)"));
-    assert_reconciles(&a);
+    assert_reconciles(&a, &lines);
 }
 
 #[test]
@@ -180,7 +201,7 @@ fn a_pool_whose_driver_has_no_usage_goes_to_unallocated_with_its_reason_and_noth
     assert_eq!(un.reason.as_deref(), Some("no egress_gb usage in the line's hour"));
     assert_eq!(got(&a, "acme", "load_balancer"), d("0.02"));
     assert_eq!(got(&a, "globex", "transfer"), Decimal::ZERO, "a tenant with no driver quantity gets nothing");
-    assert_reconciles(&a);
+    assert_reconciles(&a, &lines);
 }
 
 fn shared_fixture() -> (Vec<CostLine>, Vec<UsageSample>) {
@@ -200,7 +221,7 @@ fn shared_costs_follow_each_tenants_other_costs_by_default() {
     assert_eq!(got(&a, "acme", "direct"), d("3.00"));
     assert_eq!(got(&a, "acme", "shared"), d("8.75"));
     assert_eq!(got(&a, "globex", "shared"), d("1.25"));
-    assert_reconciles(&a);
+    assert_reconciles(&a, &lines);
 }
 
 #[test]
@@ -219,7 +240,7 @@ fn shared_costs_can_be_split_evenly_by_fixed_weights_or_kept() {
     cfg.shared_policy = SharedPolicy::Keep;
     let a = allocate_month(&cfg, Currency::USD, oct(), &lines, &usage).unwrap();
     assert_eq!(got(&a, "__shared__", "shared"), d("10.00"));
-    assert_reconciles(&a);
+    assert_reconciles(&a, &lines);
 }
 
 #[test]
@@ -237,7 +258,7 @@ fn tax_follows_pre_tax_cost_and_credits_follow_the_service_they_name() {
     // Pre-tax: acme 3.00 + 0.50 + 8.75 - 0.20 = 12.05; globex 0.50 + 1.25 - 0.20 = 1.55.
     assert_eq!(got(&a, "acme", "tax") + got(&a, "globex", "tax"), d("1.45"));
     assert_eq!(got(&a, "acme", "tax"), d("1.28"));
-    assert_reconciles(&a);
+    assert_reconciles(&a, &lines);
 }
 
 #[test]
@@ -251,7 +272,7 @@ fn unused_commitment_is_its_own_pool_shared_like_shared_costs() {
     let commitment: Vec<_> = a.monthly.iter().filter(|r| r.pool.as_str() == "unused_commitment").collect();
     assert_eq!(commitment.iter().map(|r| r.amortized).sum::<Decimal>(), d("12.00"));
     assert_eq!(commitment.iter().map(|r| r.unblended).sum::<Decimal>(), d("100.00"));
-    assert_reconciles(&a);
+    assert_reconciles(&a, &lines);
 }
 
 #[test]
@@ -259,11 +280,11 @@ fn the_demo_month_reconciles_to_the_cent_and_every_tenant_gets_a_share() {
     let dir = tempfile::tempdir().unwrap();
     let month = Month::parse("2026-10").unwrap();
     let g = tally_datagen::generate(&tally_datagen::Params::reference(42, 25, vec![month]), dir.path()).unwrap();
-    let opts = tally_allocation::ReadOptions::new("user_tenant", Currency::USD);
-    let lines = tally_allocation::read::read_cur(&g.cur_files[0], &opts).unwrap().lines;
-    let usage = tally_allocation::read::read_usage(&g.usage_files[0]).unwrap().samples;
+    let opts = tally_lake::ReadOptions::new("user_tenant", Currency::USD);
+    let lines = tally_lake::read::read_cur(&g.cur_files[0], &opts).unwrap().lines;
+    let usage = tally_lake::read::read_usage(&g.usage_files[0]).unwrap().samples;
     let a = allocate_month(&AllocationConfig::default(), Currency::USD, month, &lines, &usage).unwrap();
-    assert_reconciles(&a);
+    assert_reconciles(&a, &lines);
     let tenants: BTreeSet<&str> = a.monthly.iter().filter_map(|r| r.allocatee.tenant()).map(TenantId::as_str).collect();
     assert_eq!(tenants.len(), g.tenants.len() - g.tenants.len() / 8, "every tenant that has joined is charged");
     let total: Decimal = a.monthly.iter().map(|r| r.unblended).sum();
@@ -273,8 +294,26 @@ fn the_demo_month_reconciles_to_the_cent_and_every_tenant_gets_a_share() {
         assert!(a.monthly.iter().any(|r| r.pool.as_str() == pool), "{pool} is used");
     }
 
-    // The file path (benchmark) gives the same tenant x pool totals.
-    let b = allocate_files(&AllocationConfig::default(), Currency::USD, month, "user_tenant", &g.cur_files[0], &g.usage_files[0]).unwrap();
+    // The path users run, over the store's files (written here as the store
+    // writes them), gives the same tenant x pool totals.
+    let write = |frames: Vec<polars::prelude::DataFrame>, name: &str| {
+        let mut all = frames.into_iter().reduce(|mut a, b| {
+            a.vstack_mut(&b).unwrap();
+            a
+        })
+        .unwrap();
+        let p = dir.path().join(name);
+        polars::prelude::ParquetWriter::new(std::fs::File::create(&p).unwrap()).finish(&mut all).unwrap();
+        p
+    };
+    let mut frames = Vec::new();
+    tally_lake::read::read_cur_batches(&g.cur_files[0], &opts, &mut |df| Ok(frames.push(df))).unwrap();
+    let billing = write(frames, "billing.parquet");
+    let mut frames = Vec::new();
+    tally_lake::read::read_usage_batches(&g.usage_files[0], &mut |df| Ok(frames.push(df))).unwrap();
+    let usage_file = write(frames, "usage.parquet");
+    let b = allocate(&AllocationConfig::default(), Currency::USD, month, &[billing], &[usage_file]).unwrap();
+    assert_reconciles(&b, &lines);
     let sum = |a: &MonthAllocation| -> BTreeMap<(String, String), Decimal> {
         a.monthly.iter().fold(BTreeMap::new(), |mut m, r| {
             *m.entry((r.allocatee.to_string(), r.pool.to_string())).or_default() += r.amortized;
@@ -359,10 +398,10 @@ proptest! {
             cfg.pools.iter_mut().filter(|p| p.method == PoolMethod::NodeSplit).for_each(|p| p.idle_policy = Some(IdlePolicy::Keep));
         }
         let a = allocate_month(&cfg, Currency::USD, oct(), &lines, &usage).unwrap();
-        assert_reconciles(&a);
+        assert_reconciles(&a, &lines);
         // Non-negative lines never give a negative share.
         prop_assert!(a.monthly.iter().all(|r| r.unblended >= Decimal::ZERO && r.amortized >= Decimal::ZERO));
-        prop_assert!(a.daily.iter().all(|r| r.unblended >= Decimal::ZERO));
+        prop_assert!(a.tenant_daily.iter().all(|r| r.unblended >= Decimal::ZERO));
         // A tenant with no quantity of a pool's driver gets nothing from it.
         let used: BTreeSet<(&str, &str)> = usage.iter().filter(|u| u.value > 0.0).map(|u| (u.tenant.as_str(), u.metric.as_str())).collect();
         for r in a.monthly.iter().filter(|r| r.pool.as_str() == "transfer" || r.pool.as_str() == "load_balancer") {

@@ -8,7 +8,7 @@ use chrono::{Duration, NaiveDate};
 use rust_decimal::Decimal;
 use tally_domain::Month;
 use tally_reports::charts::{BurnChart, ChartError, DailyAreas, Format, SavingsCurves, Size, StackPart, StackedBars, TenantMonth, TenantTrend, render};
-use tally_storage::AllocationFilter;
+use tally_storage::{CostDim, CostQuery, DailyBy, DailyQuery};
 
 use crate::ApiState;
 use crate::auth::Principal;
@@ -75,17 +75,22 @@ pub async fn chart(State(state): State<ApiState>, who: Principal, Path(file): Pa
                 Some(m) => m,
                 None => default_month(&state).await?,
             };
-            let mut f = AllocationFilter::months(month, month);
-            f.allocatee = who.tenant.as_ref().map(|t| t.to_string());
-            let rows = state.store.allocation_rows(&f).await?;
+            let query = CostQuery {
+                from: month,
+                to: month,
+                dims: vec![CostDim::Allocatee, CostDim::Pool],
+                allocatee: who.tenant.as_ref().map(|t| t.to_string()),
+                pool: None,
+                service: None,
+            };
+            let rows = state.store.monthly_costs(&query).await?;
             let names: std::collections::BTreeMap<String, String> =
                 state.store.tenants().await?.into_iter().map(|t| (t.id.to_string(), t.display_name)).collect();
             let parts: Vec<StackPart> = rows
-                .iter()
-                .map(|r| StackPart {
-                    label: names.get(r.allocatee.as_str()).cloned().unwrap_or_else(|| r.allocatee.to_string()),
-                    series: r.pool.to_string(),
-                    value: r.unblended,
+                .into_iter()
+                .map(|r| {
+                    let who = r.allocatee.unwrap_or_default();
+                    StackPart { label: names.get(&who).cloned().unwrap_or(who), series: r.pool.unwrap_or_default(), value: r.unblended }
                 })
                 .collect();
             let title = format!("Cost by tenant in {}, by pool", month.long_name());
@@ -108,14 +113,15 @@ pub async fn chart(State(state): State<ApiState>, who: Principal, Path(file): Pa
             if to - from > Duration::days(370) {
                 return Err(ApiError::bad_parameter("to", "the window is longer than a year"));
             }
-            let mut f = AllocationFilter::months(Month::of_date(from), Month::of_date(to - Duration::days(1)));
-            f.daily = true;
-            f.from_day = Some(from);
-            f.to_day = Some(to);
-            f.allocatee = who.tenant.as_ref().map(|t| t.to_string());
-            let rows = state.store.allocation_rows(&f).await?;
-            let points: Vec<(NaiveDate, String, Decimal)> = rows.iter().filter_map(|r| r.day.map(|d| (d, r.service.clone(), r.unblended))).collect();
-            let title = format!("Daily cost by service, {} to {}", from.format("%-d %b %Y"), (to - Duration::days(1)).format("%-d %b %Y"));
+            // Daily costs are kept per service for the company and per tenant: a tenant sees its own daily total.
+            let own = who.tenant.as_ref().map(|t| t.to_string());
+            let by = if own.is_some() { DailyBy::Allocatee } else { DailyBy::Service };
+            let query = DailyQuery { from, to, by: Some(by), allocatee: own.clone(), service: None, per_day: true };
+            let rows = state.store.daily_costs(&query).await?;
+            let series = |r: &tally_storage::CostRow| if own.is_some() { "all services".to_owned() } else { r.service.clone().unwrap_or_default() };
+            let points: Vec<(NaiveDate, String, Decimal)> = rows.iter().filter_map(|r| r.day.map(|d| (d, series(r), r.unblended))).collect();
+            let what = if own.is_some() { "Daily cost" } else { "Daily cost by service" };
+            let title = format!("{what}, {} to {}", from.format("%-d %b %Y"), (to - Duration::days(1)).format("%-d %b %Y"));
             let top = q.parse::<usize>("top", "a number of services")?.unwrap_or(6).clamp(1, 20);
             draw(move || render(&DailyAreas { title, currency: &cur, points: &points, top }, format, size)).await?
         }

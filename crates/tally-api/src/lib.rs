@@ -51,6 +51,8 @@ use crate::metrics::Metrics;
 #[derive(Clone)]
 pub struct ApiState {
     pub store: Arc<dyn Store>,
+    /// The columnar store, for exports of raw billing lines.
+    pub lake: Arc<tally_lake::Lake>,
     pub config: Arc<Config>,
     pub clock: Arc<dyn Clock>,
     pub allocator: Arc<dyn AllocationTrigger>,
@@ -65,9 +67,9 @@ impl std::fmt::Debug for ApiState {
 }
 
 impl ApiState {
-    pub fn new(store: Arc<dyn Store>, config: Arc<Config>, clock: Arc<dyn Clock>, allocator: Arc<dyn AllocationTrigger>) -> Self {
+    pub fn new(store: Arc<dyn Store>, lake: Arc<tally_lake::Lake>, config: Arc<Config>, clock: Arc<dyn Clock>, allocator: Arc<dyn AllocationTrigger>) -> Self {
         let limiter = Arc::new(RateLimiter::new(config.server.rate_limit_per_minute));
-        Self { store, config, clock, allocator, limiter, metrics: Arc::new(Metrics::default()) }
+        Self { store, lake, config, clock, allocator, limiter, metrics: Arc::new(Metrics::default()) }
     }
 }
 

@@ -10,12 +10,13 @@ use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use tally_domain::{AllocationOutcome, AllocationRow, Currency, Explanation, JobRun, Money, Month, RevenueEntry, Tenant, TenantId};
+use tally_domain::{AllocationOutcome, CostSource, Currency, Explanation, JobRun, Money, Month, RevenueEntry, Tenant, TenantId};
 use tally_reports::burn::{BurnReport, burn};
-use tally_reports::costs::{CostGroup, Dimension, Measure, group};
+use tally_reports::costs::{CostGroup, Dimension, Measure, order, parse_dimensions};
+use tally_reports::focus::{FocusCsv, FocusParquet};
 use tally_reports::reconciliation::{Reconciliation, reconcile};
-use tally_reports::tenant::{TenantReport, UsageSums, tenant_report};
-use tally_storage::{AllocationFilter, NewCashBalance};
+use tally_reports::tenant::{PoolServiceCost, TenantReport, UsageSums, tenant_report};
+use tally_storage::{AllocationFilter, CostDim, CostQuery, DailyBy, DailyQuery, NewCashBalance};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::ApiState;
@@ -40,12 +41,6 @@ pub struct SpanQuery {
 pub(crate) async fn default_month(state: &ApiState) -> ApiResult<Month> {
     let runs = state.store.allocation_runs().await?;
     Ok(runs.last().map(|r| r.month).unwrap_or_else(|| Month::of(state.clock.now())))
-}
-
-pub(crate) async fn monthly_rows(state: &ApiState, span: &Span, allocatee: Option<String>) -> ApiResult<Vec<AllocationRow>> {
-    let mut f = AllocationFilter::months(span.from, span.to);
-    f.allocatee = allocatee;
-    Ok(state.store.allocation_rows(&f).await?)
 }
 
 /// Costs grouped by dimensions.
@@ -88,12 +83,7 @@ pub struct CostsQuery {
 pub async fn costs(State(state): State<ApiState>, who: Principal, q: Params) -> ApiResult<Json<CostsResponse>> {
     q.only(&["group_by", "measure", "tenant", "service", "pool", "month", "from", "to"])?;
     let span = q.span(default_month(&state).await?)?;
-    let dims: Vec<Dimension> = q
-        .get("group_by")
-        .unwrap_or("tenant")
-        .split(',')
-        .map(|d| d.parse::<Dimension>().map_err(|e| ApiError::bad_parameter("group_by", e)))
-        .collect::<ApiResult<_>>()?;
+    let dims = parse_dimensions(q.get("group_by").unwrap_or("tenant")).map_err(|e| ApiError::bad_parameter("group_by", e))?;
     let measure: Measure = q.get("measure").map(str::parse).transpose().map_err(|e: String| ApiError::bad_parameter("measure", e))?.unwrap_or_default();
     let tenant = match (q.get("tenant"), &who.tenant) {
         (Some(t), _) if !who.may_see(t) => return Err(ApiError::NotFound(format!("no tenant {t}"))),
@@ -101,20 +91,77 @@ pub async fn costs(State(state): State<ApiState>, who: Principal, q: Params) -> 
         (None, Some(own)) => Some(own.to_string()),
         (None, None) => None,
     };
+    let (service, pool) = (q.get("service").map(str::to_owned), q.get("pool").map(str::to_owned));
     let daily = dims.contains(&Dimension::Day) || span.from_day.is_some() || span.to_day.is_some();
-    let mut f = AllocationFilter::months(span.from, span.to);
-    f.daily = daily;
-    f.allocatee = tenant;
-    f.from_day = span.from_day;
-    f.to_day = span.to_day;
-    let mut rows = state.store.allocation_rows(&f).await?;
-    if let Some(s) = q.get("service") {
-        rows.retain(|r| r.service == s);
-    }
-    if let Some(p) = q.get("pool") {
-        rows.retain(|r| r.pool.as_str() == p);
-    }
-    let groups = group(&rows, &dims, measure);
+    let rows = if daily {
+        let by = match (dims.contains(&Dimension::Tenant), dims.contains(&Dimension::Service), dims.contains(&Dimension::Pool) || pool.is_some()) {
+            (_, _, true) => return Err(ApiError::bad_parameter(if pool.is_some() { "pool" } else { "group_by" }, "costs by pool are kept per month, not per day")),
+            (true, true, _) => return Err(ApiError::bad_parameter("group_by", "daily costs are kept per tenant and per service: group by day with tenant, or day with service")),
+            (true, false, _) => Some(DailyBy::Allocatee),
+            (false, true, _) => Some(DailyBy::Service),
+            (false, false, _) => None,
+        };
+        if by == Some(DailyBy::Service) && tenant.is_some() || by == Some(DailyBy::Allocatee) && service.is_some() || by.is_none() && tenant.is_some() && service.is_some() {
+            return Err(ApiError::bad_parameter(
+                if who.tenant.is_some() { "group_by" } else { "service" },
+                "daily costs are kept per tenant and per service: a tenant's daily cost of one service is not kept (ask per month)",
+            ));
+        }
+        let query = DailyQuery {
+            from: span.from_day.unwrap_or(span.from.first_day()),
+            to: span.to_day.unwrap_or(span.to.next().first_day()),
+            by,
+            allocatee: tenant,
+            service,
+            per_day: dims.contains(&Dimension::Day),
+        };
+        state.store.daily_costs(&query).await?
+    } else {
+        let query = CostQuery {
+            from: span.from,
+            to: span.to,
+            dims: dims
+                .iter()
+                .filter_map(|d| match d {
+                    Dimension::Month => Some(CostDim::Month),
+                    Dimension::Tenant => Some(CostDim::Allocatee),
+                    Dimension::Pool => Some(CostDim::Pool),
+                    Dimension::Service => Some(CostDim::Service),
+                    Dimension::Day => None,
+                })
+                .collect(),
+            allocatee: tenant,
+            pool,
+            service,
+        };
+        state.store.monthly_costs(&query).await?
+    };
+    let mut groups: Vec<CostGroup> = rows
+        .into_iter()
+        .map(|r| {
+            let key = dims
+                .iter()
+                .map(|d| {
+                    let v = match d {
+                        Dimension::Tenant => r.allocatee.clone(),
+                        Dimension::Service => r.service.clone(),
+                        Dimension::Pool => r.pool.clone(),
+                        Dimension::Day => r.day.map(|d| d.to_string()),
+                        Dimension::Month => r.month.map(|m| m.to_string()),
+                    };
+                    (d.as_str().to_owned(), v.unwrap_or_default())
+                })
+                .collect();
+            CostGroup {
+                key,
+                cost: match measure {
+                    Measure::Unblended => r.unblended,
+                    Measure::Amortized => r.amortized,
+                },
+            }
+        })
+        .collect();
+    order(&mut groups, &dims);
     let total = groups.iter().map(|g| g.cost).sum();
     Ok(Json(CostsResponse {
         from: span.from,
@@ -127,16 +174,44 @@ pub async fn costs(State(state): State<ApiState>, who: Principal, q: Params) -> 
     }))
 }
 
-pub(crate) async fn usage_sums(state: &ApiState, span: &Span, tenant: &TenantId) -> ApiResult<UsageSums> {
-    let mut sums = UsageSums::new();
-    for m in span.from.through(span.to) {
-        for t in state.store.usage_totals(m.start(), m.end()).await? {
-            if &t.tenant == tenant {
-                sums.insert((m, t.metric), t.value);
-            }
-        }
+/// Each tenant's usage per month and metric over the span (one tenant, or all).
+pub(crate) async fn usage_sums(state: &ApiState, span: &Span, tenant: Option<&TenantId>) -> ApiResult<BTreeMap<TenantId, UsageSums>> {
+    let mut out: BTreeMap<TenantId, UsageSums> = BTreeMap::new();
+    for u in state.store.usage_totals(span.from, span.to, tenant).await? {
+        out.entry(u.tenant).or_default().insert((u.month, u.metric), u.value);
     }
-    Ok(sums)
+    Ok(out)
+}
+
+/// vCPU-hours allocated to each tenant's pods over the span (the EKS pool's driver).
+pub(crate) async fn vcpu_hours(state: &ApiState, span: &Span, tenant: Option<&TenantId>) -> ApiResult<BTreeMap<String, f64>> {
+    let mut out: BTreeMap<String, f64> = BTreeMap::new();
+    for (_, allocatee, q) in state.store.pool_quantities(span.from, span.to, "eks_compute", tenant.map(TenantId::as_str)).await? {
+        *out.entry(allocatee).or_default() += q;
+    }
+    Ok(out)
+}
+
+/// Each allocatee's costs per pool and service over the span, summed by the database.
+pub(crate) async fn pool_service_costs(state: &ApiState, span: &Span, tenant: Option<&TenantId>) -> ApiResult<BTreeMap<String, Vec<PoolServiceCost>>> {
+    let query = CostQuery {
+        from: span.from,
+        to: span.to,
+        dims: vec![CostDim::Allocatee, CostDim::Pool, CostDim::Service],
+        allocatee: tenant.map(TenantId::to_string),
+        pool: None,
+        service: None,
+    };
+    let mut out: BTreeMap<String, Vec<PoolServiceCost>> = BTreeMap::new();
+    for r in state.store.monthly_costs(&query).await? {
+        out.entry(r.allocatee.unwrap_or_default()).or_default().push(PoolServiceCost {
+            pool: r.pool.unwrap_or_default(),
+            service: r.service.unwrap_or_default(),
+            unblended: r.unblended,
+            amortized: r.amortized,
+        });
+    }
+    Ok(out)
 }
 
 pub(crate) async fn tenant_of(state: &ApiState, who: &Principal, id: &str) -> ApiResult<Tenant> {
@@ -148,10 +223,11 @@ pub(crate) async fn tenant_of(state: &ApiState, who: &Principal, id: &str) -> Ap
 }
 
 pub(crate) async fn build_tenant_report(state: &ApiState, tenant: &Tenant, span: &Span) -> ApiResult<TenantReport> {
-    let rows = monthly_rows(state, span, Some(tenant.id.to_string())).await?;
+    let lines = pool_service_costs(state, span, Some(&tenant.id)).await?.remove(tenant.id.as_str()).unwrap_or_default();
     let revenue: Decimal = state.store.revenue(span.from, span.to).await?.iter().filter(|r| r.tenant == tenant.id).map(|r| r.amount.amount).sum();
-    let usage = usage_sums(state, span, &tenant.id).await?;
-    Ok(tenant_report(tenant, span.from, span.to, &rows, revenue, &usage, state.config.finance.target_margin_percent))
+    let usage = usage_sums(state, span, Some(&tenant.id)).await?.remove(&tenant.id).unwrap_or_default();
+    let vcpu = vcpu_hours(state, span, Some(&tenant.id)).await?.get(tenant.id.as_str()).copied().unwrap_or(0.0);
+    Ok(tenant_report(tenant, span.from, span.to, &lines, revenue, &usage, vcpu, state.config.finance.target_margin_percent))
 }
 
 /// One tenant: cost by pool and service, revenue, gross margin and unit costs.
@@ -177,20 +253,22 @@ pub async fn tenants(State(state): State<ApiState>, who: Principal, q: Params) -
 
 pub(crate) async fn tenant_reports(state: &ApiState, who: &Principal, span: &Span) -> ApiResult<Vec<TenantReport>> {
     let tenants: Vec<Tenant> = state.store.tenants().await?.into_iter().filter(|t| who.may_see(t.id.as_str())).collect();
-    let rows = monthly_rows(state, span, who.tenant.as_ref().map(|t| t.to_string())).await?;
-    let revenue = state.store.revenue(span.from, span.to).await?;
-    let mut usage: BTreeMap<TenantId, UsageSums> = BTreeMap::new();
-    for m in span.from.through(span.to) {
-        for t in state.store.usage_totals(m.start(), m.end()).await? {
-            usage.entry(t.tenant.clone()).or_default().insert((m, t.metric), t.value);
-        }
+    let own = who.tenant.as_ref();
+    let mut lines = pool_service_costs(state, span, own).await?;
+    let mut revenue: BTreeMap<TenantId, Decimal> = BTreeMap::new();
+    for r in state.store.revenue(span.from, span.to).await? {
+        *revenue.entry(r.tenant).or_default() += r.amount.amount;
     }
-    let empty = UsageSums::new();
+    let mut usage = usage_sums(state, span, own).await?;
+    let vcpu = vcpu_hours(state, span, own).await?;
     let mut out: Vec<TenantReport> = tenants
         .iter()
         .map(|t| {
-            let rev: Decimal = revenue.iter().filter(|r| r.tenant == t.id).map(|r| r.amount.amount).sum();
-            tenant_report(t, span.from, span.to, &rows, rev, usage.get(&t.id).unwrap_or(&empty), state.config.finance.target_margin_percent)
+            let rev = revenue.get(&t.id).copied().unwrap_or_default();
+            let l = lines.remove(t.id.as_str()).unwrap_or_default();
+            let u = usage.remove(&t.id).unwrap_or_default();
+            let v = vcpu.get(t.id.as_str()).copied().unwrap_or(0.0);
+            tenant_report(t, span.from, span.to, &l, rev, &u, v, state.config.finance.target_margin_percent)
         })
         .collect();
     out.sort_by(|a, b| b.cost.cmp(&a.cost).then(a.tenant.cmp(&b.tenant)));
@@ -217,11 +295,8 @@ pub(crate) async fn build_burn(state: &ApiState, q: &Params) -> ApiResult<BurnRe
         q.span(latest)?
     };
     let months: Vec<Month> = span.from.through(span.to).collect();
-    let rows = monthly_rows(state, &span, None).await?;
-    let mut aws: BTreeMap<Month, Decimal> = BTreeMap::new();
-    for r in &rows {
-        *aws.entry(r.month).or_default() += r.unblended;
-    }
+    let by_month = CostQuery { from: span.from, to: span.to, dims: vec![CostDim::Month], allocatee: None, pool: None, service: None };
+    let aws: BTreeMap<Month, Decimal> = state.store.monthly_costs(&by_month).await?.into_iter().filter_map(|r| r.month.map(|m| (m, r.unblended))).collect();
     let mut revenue: BTreeMap<Month, Decimal> = BTreeMap::new();
     for r in state.store.revenue(span.from, span.to).await? {
         *revenue.entry(r.month).or_default() += r.amount.amount;
@@ -267,8 +342,13 @@ pub(crate) async fn build_reconciliation(state: &ApiState, month: Month) -> ApiR
     let runs = state.store.allocation_runs().await?;
     let run = runs.iter().find(|r| r.month == month).ok_or_else(|| ApiError::NotAllocated(format!("{month} has not been allocated")))?;
     let billed: Vec<_> = state.store.billed_totals(month).await?.into_iter().map(|b| (b.service, b.lines, b.unblended, b.amortized)).collect();
-    let rows = state.store.allocation_rows(&AllocationFilter::months(month, month)).await?;
-    Ok(reconcile(month, Some(run.source.clone()), &billed, &rows))
+    let by_service = CostQuery { from: month, to: month, dims: vec![CostDim::Service], allocatee: None, pool: None, service: None };
+    let allocated: BTreeMap<String, (Decimal, Decimal)> =
+        state.store.monthly_costs(&by_service).await?.into_iter().map(|r| (r.service.unwrap_or_default(), (r.unblended, r.amortized))).collect();
+    let mut f = AllocationFilter::months(month, month);
+    f.allocatee = Some(tally_domain::Allocatee::UNALLOCATED.to_owned());
+    let unallocated = state.store.allocation_rows(&f).await?;
+    Ok(reconcile(month, Some(run.source.clone()), &billed, &allocated, &unallocated))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -537,22 +617,92 @@ pub async fn export_focus(State(state): State<ApiState>, who: Principal, q: Para
     if !matches!(format.as_str(), "parquet" | "csv") {
         return Err(ApiError::bad_parameter("format", "expected parquet or csv"));
     }
-    let source = state.store.allocation_runs().await?.into_iter().find(|r| r.month == month).map(|r| r.source);
-    let source = source.and_then(|s| s.parse().ok());
-    let lines = state.store.cost_lines(&tally_storage::CostLineFilter { billing_month: Some(month), source, ..Default::default() }).await?;
-    if format == "csv" {
-        let body = tally_reports::focus::focus_csv(&lines).map_err(ApiError::internal)?;
-        return Ok(download(body, "text/csv; charset=utf-8", &format!("tally-focus-{month}.csv")));
+    let source = state.store.allocation_runs().await?.into_iter().find(|r| r.month == month).and_then(|r| r.source.parse().ok());
+    let source: CostSource = source.ok_or_else(|| ApiError::NotAllocated(format!("{month} has not been allocated")))?;
+    // The month streams from the store through the writer into the response, batch by batch.
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<axum::body::Bytes>>(4);
+    let out = ChannelWriter { tx: tx.clone(), buf: Vec::new() };
+    let lake = state.lake.clone();
+    let csv = format == "csv";
+    tokio::spawn(async move {
+        let writer: std::sync::Arc<std::sync::Mutex<Option<FocusSink>>> = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let slot = writer.clone();
+        let opened = if csv { FocusCsv::new(out).map(FocusSink::Csv).map_err(|e| e.to_string()) } else { FocusParquet::new(out).map(FocusSink::Parquet).map_err(|e| e.to_string()) };
+        let result = match opened {
+            Ok(w) => {
+                *writer.lock().expect("writer") = Some(w);
+                lake.each_line_batch(source, month, 50_000, move |lines| slot.lock().expect("writer").as_mut().expect("open").write(&lines)).await.map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e),
+        };
+        let opened_writer = writer.lock().expect("writer").take();
+        let finished = match (result, opened_writer) {
+            (Ok(_), Some(w)) => tokio::task::spawn_blocking(move || w.finish()).await.map_err(|e| e.to_string()).and_then(|r| r),
+            (Err(e), _) => Err(e),
+            (Ok(_), None) => Err("the export's writer was not opened".into()),
+        };
+        if let Err(e) = finished {
+            tracing::error!(%month, error = %e, "the FOCUS export stopped; the download is cut short");
+            let _ = tx.send(Err(std::io::Error::other(e))).await;
+        }
+    });
+    let chunks = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|chunk| (chunk, rx)) });
+    let body = axum::body::Body::from_stream(chunks);
+    let (content_type, name) =
+        if csv { ("text/csv; charset=utf-8", format!("tally-focus-{month}.csv")) } else { ("application/vnd.apache.parquet", format!("tally-focus-{month}.parquet")) };
+    Ok(([(header::CONTENT_TYPE, content_type.to_owned()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\""))], body).into_response())
+}
+
+/// The writer of a FOCUS export, CSV or Parquet.
+enum FocusSink {
+    Csv(FocusCsv<ChannelWriter>),
+    Parquet(FocusParquet<ChannelWriter>),
+}
+
+impl FocusSink {
+    fn write(&mut self, lines: &[tally_domain::CostLine]) -> Result<(), String> {
+        match self {
+            Self::Csv(w) => w.write(lines).map_err(|e| e.to_string()),
+            Self::Parquet(w) => w.write(lines).map_err(|e| e.to_string()),
+        }
     }
-    let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
-        let tmp = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
-        tally_reports::focus::focus_parquet(&lines, tmp.path()).map_err(|e| e.to_string())?;
-        std::fs::read(tmp.path()).map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::internal)?;
-    Ok(download(body, "application/vnd.apache.parquet", &format!("tally-focus-{month}.parquet")))
+
+    fn finish(self) -> Result<(), String> {
+        match self {
+            Self::Csv(w) => w.finish().map_err(|e| e.to_string()).and_then(|mut c| c.flush_chunk()),
+            Self::Parquet(w) => w.finish().map_err(|e| e.to_string()).and_then(|mut c| c.flush_chunk()),
+        }
+    }
+}
+
+/// Bytes written on a blocking thread, sent to the response in chunks of about 256 KiB.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<axum::body::Bytes>>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    fn flush_chunk(&mut self) -> Result<(), String> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = axum::body::Bytes::from(std::mem::take(&mut self.buf));
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| "the client went away".to_owned())
+    }
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 256 * 1024 {
+            self.flush_chunk().map_err(std::io::Error::other)?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 pub(crate) async fn export_month(state: &ApiState, q: &Params) -> ApiResult<Month> {

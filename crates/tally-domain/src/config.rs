@@ -57,6 +57,7 @@ pub struct Config {
     /// Exchange rates into `currency`, for bills in several currencies.
     pub currency_rates: BTreeMap<String, Decimal>,
     pub database: DatabaseConfig,
+    pub storage: StorageConfig,
     pub server: ServerConfig,
     pub finance: FinanceConfig,
     pub allocation: AllocationConfig,
@@ -74,6 +75,15 @@ pub struct DatabaseConfig {
     /// `sqlite://PATH` or `postgres://...`; also `DATABASE_URL`. Default: a
     /// SQLite file `tally.db` in the data directory.
     pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Where raw billing lines and usage samples are kept as Parquet:
+    /// `s3://BUCKET/PREFIX` (for several replicas, with PostgreSQL) or a
+    /// folder. Default: `lake/` in the data directory.
+    pub lake: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -440,6 +450,7 @@ impl Default for Config {
             data_dir: None,
             currency_rates: BTreeMap::new(),
             database: DatabaseConfig::default(),
+            storage: StorageConfig::default(),
             server: ServerConfig::default(),
             finance: FinanceConfig::default(),
             allocation: AllocationConfig::default(),
@@ -544,6 +555,12 @@ impl Config {
             && !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {
             return Err(err("database.url", url.clone(), "sqlite://PATH or postgres://USER@HOST/DB"));
+        }
+        if let Some(lake) = &self.storage.lake {
+            let bucket = lake.strip_prefix("s3://").map(|rest| rest.split('/').next().unwrap_or_default());
+            if lake.trim().is_empty() || bucket.is_some_and(str::is_empty) || (bucket.is_none() && lake.contains("://") && !lake.starts_with("file://")) {
+                return Err(err("storage.lake", lake.clone(), "s3://BUCKET/PREFIX or a folder"));
+            }
         }
         let a = &self.allocation;
         if !(a.cpu_weight.is_finite() && a.cpu_weight > 0.0) {

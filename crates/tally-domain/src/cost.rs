@@ -221,23 +221,25 @@ pub struct CostLine {
 impl CostLine {
     /// Checks invariants that no reader should be able to break.
     pub fn validate(&self) -> Result<(), ValidationError> {
-        if self.service.trim().is_empty() {
-            return Err(ValidationError::new("service", &self.service, "a non-empty AWS product code"));
+        Self::check(&self.service, self.usage_start, self.usage_end, self.billing_month)
+    }
+
+    /// The invariants of a line's service and period, for readers that hold
+    /// lines as columns rather than as `CostLine`s: a product code, an end
+    /// after the start, both from 1970 through 9999, and a start within a
+    /// month of its billing month.
+    pub fn check(service: &str, usage_start: DateTime<Utc>, usage_end: DateTime<Utc>, billing_month: Month) -> Result<(), ValidationError> {
+        if service.trim().is_empty() {
+            return Err(ValidationError::new("service", service, "a non-empty AWS product code"));
         }
-        if self.usage_end <= self.usage_start {
-            return Err(ValidationError::new(
-                "usage period",
-                format!("{}/{}", self.usage_start.to_rfc3339(), self.usage_end.to_rfc3339()),
-                "an end after the start",
-            ));
+        crate::check_instant("usage start", usage_start)?;
+        crate::check_instant("usage end", usage_end)?;
+        if usage_end <= usage_start {
+            return Err(ValidationError::new("usage period", format!("{}/{}", usage_start.to_rfc3339(), usage_end.to_rfc3339()), "an end after the start"));
         }
         let near = Duration::days(31);
-        if self.usage_start < self.billing_month.start() - near || self.usage_start >= self.billing_month.end() + near {
-            return Err(ValidationError::new(
-                "usage period",
-                self.usage_start.to_rfc3339(),
-                format!("a usage start near its billing month {}", self.billing_month),
-            ));
+        if usage_start < billing_month.start() - near || usage_start >= billing_month.end() + near {
+            return Err(ValidationError::new("usage period", usage_start.to_rfc3339(), format!("a usage start near its billing month {billing_month}")));
         }
         Ok(())
     }

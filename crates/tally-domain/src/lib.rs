@@ -30,12 +30,12 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
     AllocationConfig, CloudWatchConfig, CloudWatchQuery, CollectorsConfig, Config, ConfigError, CostExplorerConfig, DatabaseConfig, FinanceConfig, IdlePolicy,
     InstanceCapacity, MONTHLY_COSTS_DOCUMENT, MonthlyCost, PoolMethod, PoolRule, PostgresCollectorConfig, RedisCollectorConfig, SavingsConfig, ScheduleConfig,
-    ServerConfig, SharedPolicy, TenantConfig,
+    ServerConfig, SharedPolicy, StorageConfig, TenantConfig,
 };
 pub use cost::{CostLine, CostSource, LineType};
 pub use error::ValidationError;
 pub use money::{Currency, CurrencyMismatch, Money, currency_symbol, format_amount};
-pub use period::{Granularity, Month, Period};
+pub use period::{END_INSTANT_MS, FIRST_INSTANT_MS, Granularity, Month, Period, check_instant};
 pub use ports::{AllocationOutcome, AllocationTrigger, JobOutcome, JobRun};
 pub use revenue::RevenueEntry;
 pub use tenant::{Tenant, TenantId};

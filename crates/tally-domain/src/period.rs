@@ -37,6 +37,22 @@ impl FromStr for Granularity {
     }
 }
 
+/// The first instant Tally accepts in data: 1970-01-01T00:00:00Z (milliseconds since the epoch).
+pub const FIRST_INSTANT_MS: i64 = 0;
+/// The first instant after the last one Tally accepts: 10000-01-01T00:00:00Z.
+pub const END_INSTANT_MS: i64 = 253_402_300_800_000;
+
+/// Checks that an instant lies from 1970 through 9999, the range of Tally's
+/// months; `what` names it in the error.
+pub fn check_instant(what: &'static str, ts: DateTime<Utc>) -> Result<(), ValidationError> {
+    let ms = ts.timestamp_millis();
+    if (FIRST_INSTANT_MS..END_INSTANT_MS).contains(&ms) {
+        Ok(())
+    } else {
+        Err(ValidationError::new(what, ts.to_rfc3339(), "a time from 1970 through 9999"))
+    }
+}
+
 /// A calendar month in UTC, such as 2026-10.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -65,8 +81,14 @@ impl Month {
         Self::new(year, month).map_err(|_| err())
     }
 
+    /// The month of an instant already known to lie in Tally's range (see [`check_instant`]).
     pub fn of(ts: DateTime<Utc>) -> Self {
         Self { year: ts.year(), month: ts.month() }
+    }
+
+    /// The month of any instant, refusing those before 1970 or after 9999.
+    pub fn checked_of(ts: DateTime<Utc>) -> Result<Self, ValidationError> {
+        Self::new(ts.year(), ts.month())
     }
 
     pub fn of_date(date: NaiveDate) -> Self {

@@ -1,8 +1,12 @@
-//! Allocating a month from what is stored, and storing the result.
+//! Allocating a month from the columnar store, and storing the result and
+//! its rollups.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use sha2::{Digest, Sha256};
 use tally_domain::{AllocationOutcome, AllocationTrigger, CostSource, Month};
-use tally_storage::{AllocationResultSet, BilledTotal, CostLineFilter};
+use tally_lake::Snapshot;
+use tally_storage::{AllocationResultSet, BilledTotal, DailyCost, LakeKind, UsageTotal};
 
 use crate::runs::{Tracker, allocate_job, record};
 use crate::{App, JobError, Result, blocking};
@@ -11,51 +15,128 @@ use crate::{App, JobError, Result, blocking};
 /// the invoice-grade files first, Cost Explorer next, demo data last.
 pub const SOURCE_PREFERENCE: [CostSource; 4] = [CostSource::Cur, CostSource::Focus, CostSource::CostExplorer, CostSource::Demo];
 
+/// The billing source a month is allocated from.
+pub async fn month_source(app: &App, month: Month) -> Result<CostSource> {
+    let sources = app.lake.billing_sources(month).await?;
+    SOURCE_PREFERENCE
+        .into_iter()
+        .find(|s| sources.iter().any(|(have, n)| have == s && *n > 0))
+        .ok_or_else(|| JobError::Invalid(format!("no billing data for {month}: import a CUR or FOCUS export, or run `tally collect costs`")))
+}
+
+/// What an allocation of `month` reads: the billing source's files and the
+/// usage files of the hours its lines cover.
+async fn inputs(app: &App, month: Month) -> Result<(CostSource, Snapshot, Snapshot)> {
+    let source = month_source(app, month).await?;
+    let billing = app.lake.billing(source.as_str(), month).await?;
+    // The lines' span (fees may start before or end after the calendar month).
+    let span = app
+        .store
+        .lake_partitions(LakeKind::Billing)
+        .await?
+        .into_iter()
+        .find(|p| p.source == source.as_str() && p.month == month)
+        .map(|p| (p.first_at.unwrap_or(month.start()), p.last_at.unwrap_or(month.end())));
+    let (from, to): (DateTime<Utc>, DateTime<Utc>) = span.unwrap_or((month.start(), month.end()));
+    let usage = app.lake.usage(from.min(month.start()), to.max(month.end()).max(from + Duration::hours(1))).await?;
+    Ok((source, billing, usage))
+}
+
+/// The inputs' fingerprint: the files read and the configuration that splits them.
+fn fingerprint(app: &App, billing: &Snapshot, usage: &Snapshot) -> String {
+    let cfg = serde_json::to_string(&(&app.config.allocation, app.config.currency.code())).unwrap_or_default();
+    let digest = Sha256::digest(format!("billing {}; usage {}; config {cfg}", billing.fingerprint(), usage.fingerprint()).as_bytes());
+    format!("{:x}", digest)
+}
+
 /// Allocates `month` and replaces its stored results atomically.
 pub async fn allocate_month(app: &App, month: Month) -> Result<AllocationOutcome> {
-    let (mut outcome, run) = record(app, &allocate_job(month), |tracker: Tracker| async move {
-        let sources = app.store.billing_sources(month).await?;
-        let source = SOURCE_PREFERENCE
-            .into_iter()
-            .find(|s| sources.iter().any(|(have, n)| have == s && *n > 0))
-            .ok_or_else(|| JobError::Invalid(format!("no billing data for {month}: import a CUR or FOCUS export, or run `tally collect costs`")))?;
-        let lines = app.store.cost_lines(&CostLineFilter { billing_month: Some(month), source: Some(source), ..Default::default() }).await?;
-        let from = lines.iter().map(|l| l.usage_start).min().unwrap_or(month.start());
-        let to = lines.iter().map(|l| l.usage_end).max().unwrap_or(month.end());
-        let usage = app.store.usage(from, to).await?;
-        let (cfg, currency) = (app.config.allocation.clone(), app.config.currency);
-        let (n_lines, n_usage) = (lines.len(), usage.len());
-        let result = blocking(move || Ok(tally_allocation::allocate_month(&cfg, currency, month, &lines, &usage)?)).await?;
-        let set = AllocationResultSet {
-            month,
-            source,
-            billed_lines: n_lines as i64,
-            usage_rows: n_usage as i64,
-            billed: result
-                .billed
-                .iter()
-                .map(|b| BilledTotal { month, service: b.service.clone(), currency, unblended: b.unblended, amortized: b.amortized, lines: b.lines as i64 })
-                .collect(),
-            monthly: result.monthly,
-            daily: result.daily,
-            explanations: result.explanations,
-            created_at: app.clock.now(),
-        };
-        app.store.replace_allocation(&set).await?;
-        let rows = set.monthly.len() + set.daily.len();
-        tracker.rows(rows as i64);
-        tracker.detail(format!("{month} from {source}: {n_lines} lines, {n_usage} usage rows, {rows} result rows"));
-        Ok(AllocationOutcome { month, rows, billed_lines: n_lines, usage_rows: n_usage, job_run_id: None })
+    Ok(run(app, month, false).await?.expect("always allocates"))
+}
+
+/// Allocates `month` unless nothing it reads changed since its last
+/// allocation (the scheduler's daily run); `None` when unchanged.
+pub async fn allocate_if_changed(app: &App, month: Month) -> Result<Option<AllocationOutcome>> {
+    run(app, month, true).await
+}
+
+async fn run(app: &App, month: Month, skip_unchanged: bool) -> Result<Option<AllocationOutcome>> {
+    let (outcome, run) = record(app, &allocate_job(month), |tracker: Tracker| async move {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (source, billing, usage) = inputs(app, month).await?;
+            let inputs = fingerprint(app, &billing, &usage);
+            if skip_unchanged && app.store.allocation_runs().await?.iter().any(|r| r.month == month && r.inputs.as_deref() == Some(inputs.as_str())) {
+                tracker.detail(format!("{month}: unchanged since its last allocation (same files and configuration); not allocated again"));
+                return Ok(None);
+            }
+            let (cfg, currency) = (app.config.allocation.clone(), app.config.currency);
+            let (bp, up) = (billing.paths.clone(), usage.paths.clone());
+            let result = blocking(move || Ok(tally_allocation::allocate(&cfg, currency, month, &bp, &up)?)).await;
+            let result = match result {
+                Ok(r) => r,
+                // A file deleted under us by an import that replaced it: read the new snapshot once more.
+                Err(e) if attempt == 1 && inputs_changed(app, month, &billing, &usage).await => {
+                    tracing::info!(%month, error = %e, "the month's files changed while they were read; allocating again");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let set = AllocationResultSet {
+                month,
+                source,
+                billed_lines: result.billed_lines as i64,
+                usage_rows: result.usage_rows as i64,
+                billed: result
+                    .billed
+                    .iter()
+                    .map(|b| BilledTotal { month, service: b.service.clone(), currency, unblended: b.unblended, amortized: b.amortized, lines: b.lines as i64 })
+                    .collect(),
+                service_daily: result
+                    .service_daily
+                    .iter()
+                    .map(|d| DailyCost { day: d.day, key: d.key.clone(), currency, unblended: d.unblended, amortized: d.amortized })
+                    .collect(),
+                tenant_daily: result
+                    .tenant_daily
+                    .iter()
+                    .map(|d| DailyCost { day: d.day, key: d.key.clone(), currency, unblended: d.unblended, amortized: d.amortized })
+                    .collect(),
+                usage: result.usage.iter().map(|u| UsageTotal { month, tenant: u.tenant.clone(), metric: u.metric.clone(), value: u.value }).collect(),
+                monthly: result.monthly,
+                explanations: result.explanations,
+                inputs,
+                created_at: app.clock.now(),
+            };
+            app.store.replace_allocation(&set).await?;
+            let rows = set.monthly.len() + set.service_daily.len() + set.tenant_daily.len();
+            tracker.rows(rows as i64);
+            tracker.detail(format!(
+                "{month} from {source}: {} lines, {} usage rows, {rows} result rows",
+                result.billed_lines, result.usage_rows
+            ));
+            return Ok(Some(AllocationOutcome { month, rows, billed_lines: result.billed_lines, usage_rows: result.usage_rows, job_run_id: None }));
+        }
     })
     .await?;
-    outcome.job_run_id = Some(run);
-    Ok(outcome)
+    Ok(outcome.map(|mut o| {
+        o.job_run_id = Some(run);
+        o
+    }))
+}
+
+async fn inputs_changed(app: &App, month: Month, billing: &Snapshot, usage: &Snapshot) -> bool {
+    match inputs(app, month).await {
+        Ok((_, b, u)) => b.fingerprint() != billing.fingerprint() || u.fingerprint() != usage.fingerprint(),
+        Err(_) => false,
+    }
 }
 
 /// Allocates every month that holds billing data.
 pub async fn allocate_all(app: &App) -> Result<Vec<AllocationOutcome>> {
     let mut out = Vec::new();
-    for m in app.store.billing_months().await? {
+    for m in app.lake.billing_months().await? {
         out.push(allocate_month(app, m).await?);
     }
     Ok(out)

@@ -6,7 +6,7 @@ use serde::Serialize;
 use tally_collectors::cost_explorer::{CollectError, CostExplorerApi, RequestMeter, collect};
 use tally_collectors::retry::RetryPolicy;
 use tally_domain::{CostSource, Month};
-use tally_storage::{CostImport, CostLineFilter, ReplaceScope, Store};
+use tally_storage::Store;
 
 use crate::runs::{Tracker, record};
 use crate::{App, JobError, Result};
@@ -60,7 +60,7 @@ pub async fn restatement_window(app: &App) -> Result<(NaiveDate, NaiveDate)> {
     let today = app.clock.now().date_naive();
     let mut from = today - Duration::days(i64::from(app.config.collectors.cost_explorer.restate_days.max(1)));
     let previous = Month::of_date(today).prev();
-    let lines = app.store.cost_lines(&CostLineFilter { billing_month: Some(previous), source: Some(CostSource::CostExplorer), ..Default::default() }).await?;
+    let lines = app.lake.lines(CostSource::CostExplorer, previous).await?;
     let final_already = !lines.is_empty() && lines.iter().all(|l| !l.estimated);
     if !final_already {
         from = from.min(previous.first_day());
@@ -85,16 +85,14 @@ pub async fn collect_costs(app: &App, api: &dyn CostExplorerApi, window: Option<
             Err(CollectError::Budget(reason)) => return Err(JobError::Invalid(format!("stopped before sending a request: {reason}; nothing was written"))),
             Err(e) => return Err(JobError::Failed(format!("{e}; nothing was written"))),
         };
-        let scope = ReplaceScope::UsageDays { from, to: to - Duration::days(1) };
         let label = format!("Cost Explorer {from}..{to}");
         let tenants: Vec<_> = collected.lines.iter().filter_map(|l| l.tenant.clone()).collect();
         app.store.ensure_tenants(&tenants).await?;
-        let summary =
-            app.store.replace_cost_lines(CostImport { source: CostSource::CostExplorer, label: &label, scope: &scope, lines: &collected.lines }).await?;
-        tracker.rows(summary.inserted as i64);
+        let summary = app.lake.replace_billing_days(CostSource::CostExplorer, &label, from, to - Duration::days(1), &collected.lines).await?;
+        tracker.rows(summary.rows as i64);
         tracker.detail(format!(
             "{from}..{to}: {} lines, {} requests, {} day(s) still estimated",
-            summary.inserted,
+            summary.rows,
             collected.requests,
             collected.estimated_days.len()
         ));
@@ -102,7 +100,7 @@ pub async fn collect_costs(app: &App, api: &dyn CostExplorerApi, window: Option<
             from,
             to,
             lines: collected.lines.len(),
-            replaced: summary.replaced,
+            replaced: summary.replaced.max(0) as u64,
             requests: collected.requests,
             estimated_days: collected.estimated_days.len(),
             job_run: 0,

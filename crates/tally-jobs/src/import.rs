@@ -1,20 +1,20 @@
 //! Importing billing, usage and revenue files.
 //!
-//! A billing import reads every file first and writes nothing until all of
-//! them parsed; then it replaces, in one transaction, every billing month the
-//! files contain. Files of one month delivered in several parts must
-//! therefore be imported together (a folder or several paths in one call).
+//! A billing import reads every file into new files of the columnar store;
+//! only when all of them parsed does it switch, in one transaction, every
+//! billing month the files contain to the new files. Files of one month
+//! delivered in several parts must therefore be imported together (a
+//! folder or several paths in one call).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use rust_decimal::Decimal;
 use serde::Serialize;
-use tally_allocation::read::{read_cur, read_focus, read_revenue, read_usage};
-use tally_allocation::{FileLines, ReadOptions};
 use tally_domain::delivery::{ListedObject, select_latest};
-use tally_domain::{CostLine, CostSource, Currency, Month, TenantId};
-use tally_storage::{CostImport, ReplaceScope, UsageImport};
+use tally_domain::{CostSource, Currency, Month, TenantId};
+use tally_lake::ReadOptions;
+use tally_lake::read::read_revenue;
 
 use crate::runs::{Tracker, record};
 use crate::{App, JobError, Progress, Result, blocking};
@@ -31,6 +31,13 @@ impl BillingFormat {
         match self {
             Self::Cur => CostSource::Cur,
             Self::Focus => CostSource::Focus,
+        }
+    }
+
+    fn lake(self) -> tally_lake::BillingFormat {
+        match self {
+            Self::Cur => tally_lake::BillingFormat::Cur,
+            Self::Focus => tally_lake::BillingFormat::Focus,
         }
     }
 }
@@ -134,58 +141,22 @@ pub async fn import_billing(
     let opts = read_options(app)?;
     let job = format!("import:{}", source.as_str());
     let (mut report, run) = record(app, &job, |tracker: Tracker| async move {
-        progress.stage("reading billing files", files.len() as u64);
-        let mut read: Vec<FileLines> = Vec::new();
-        for f in &files {
-            let (f2, o) = (f.clone(), opts.clone());
-            let fl = blocking(move || {
-                Ok(match format {
-                    BillingFormat::Cur => read_cur(&f2, &o)?,
-                    BillingFormat::Focus => read_focus(&f2, &o)?,
-                })
-            })
-            .await?;
-            progress.advance(1);
-            read.push(fl);
-        }
+        progress.stage("reading billing files into the columnar store", 0);
+        let imported = app.lake.import_billing(source, &label, &files, format.lake(), &opts).await?;
         progress.done(&format!("read {} file(s)", files.len()));
-        let mut lines: Vec<CostLine> = read.iter().flat_map(|f| f.lines.iter().cloned()).collect();
-        for l in &mut lines {
-            l.source = source;
-        }
-        let warnings: Vec<String> = read.iter().flat_map(|f| f.warnings.iter().map(move |w| format!("{}: {w}", f.file.display()))).collect();
-        let months: BTreeSet<Month> = lines.iter().map(|l| l.billing_month).collect();
-        if months.is_empty() {
-            return Err(JobError::Invalid(format!("{label}: no billing lines")));
-        }
-        let tenants: Vec<TenantId> = lines.iter().filter_map(|l| l.tenant.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        let tenants: Vec<TenantId> = imported.tenants.iter().cloned().collect();
         let tenants_created = app.store.ensure_tenants(&tenants).await?;
-        progress.stage("writing billing lines", 0);
-        let scope = ReplaceScope::BillingMonths(months.iter().copied().collect());
-        let summary = app.store.replace_cost_lines(CostImport { source, label: &label, scope: &scope, lines: &lines }).await?;
-        tracker.rows(summary.inserted as i64);
-        let mut per_month: BTreeMap<Month, MonthImported> = BTreeMap::new();
-        for l in &lines {
-            let m = per_month.entry(l.billing_month).or_insert(MonthImported {
-                month: l.billing_month,
-                lines: 0,
-                unblended: Decimal::ZERO,
-                amortized: Decimal::ZERO,
-            });
-            m.lines += 1;
-            m.unblended += l.unblended;
-            m.amortized += l.amortized;
-        }
-        let months_text: Vec<String> = per_month.keys().map(Month::to_string).collect();
-        tracker.detail(format!("{} lines for {} from {}", summary.inserted, months_text.join(", "), label));
-        progress.done(&format!("{} lines replaced {} earlier ones", summary.inserted, summary.replaced));
+        tracker.rows(imported.rows as i64);
+        let months_text: Vec<String> = imported.months.iter().map(|m| m.month.to_string()).collect();
+        tracker.detail(format!("{} lines for {} from {}", imported.rows, months_text.join(", "), label));
+        progress.done(&format!("{} lines replaced {} earlier ones", imported.rows, imported.replaced));
         Ok(BillingImport {
             files: files.clone(),
-            months: per_month.into_values().collect(),
-            replaced: summary.replaced,
+            months: imported.months.iter().map(|m| MonthImported { month: m.month, lines: m.lines, unblended: m.unblended, amortized: m.amortized }).collect(),
+            replaced: imported.replaced.max(0) as u64,
             tenants_created,
             notes: notes.clone(),
-            warnings,
+            warnings: imported.warnings,
             job_run: 0,
         })
     })
@@ -205,19 +176,17 @@ pub struct UsageImported {
     pub job_run: i64,
 }
 
-/// Imports a usage file under `source` (`file` for files people import).
+/// Imports a usage file under `source` (`file` for files people import):
+/// its samples replace those of the same hours, tenants and metrics.
 pub async fn import_usage(app: &App, path: &Path, source: &str) -> Result<UsageImported> {
-    let p = path.to_path_buf();
     let ((samples, replaced, metrics, created), run) = record(app, &format!("import:usage:{source}"), |tracker: Tracker| async move {
-        let file = blocking(move || Ok(read_usage(&p)?)).await?;
-        let tenants: Vec<TenantId> = file.tenants.iter().cloned().collect();
-        let created = app.store.ensure_tenants(&tenants).await?;
         let label = path.display().to_string();
-        let s = app.store.replace_usage(UsageImport { source, label: &label, samples: &file.samples }).await?;
-        tracker.rows(s.inserted as i64);
-        let metrics: BTreeSet<String> = file.samples.iter().map(|s| s.metric.to_string()).collect();
-        tracker.detail(format!("{} samples from {label}", s.inserted));
-        Ok((file.samples.len(), s.replaced, metrics.into_iter().collect(), created))
+        let imported = app.lake.import_usage_file(source, &label, path).await?;
+        let tenants: Vec<TenantId> = imported.tenants.iter().cloned().collect();
+        let created = app.store.ensure_tenants(&tenants).await?;
+        tracker.rows(imported.rows as i64);
+        tracker.detail(format!("{} samples from {label}", imported.rows));
+        Ok((imported.rows, imported.replaced.max(0) as u64, imported.metrics, created))
     })
     .await?;
     Ok(UsageImported { file: path.to_path_buf(), samples, replaced, metrics, tenants_created: created, job_run: run })

@@ -54,16 +54,22 @@ impl ProductRunner {
                 Ok(notes.join("; "))
             }
             JobKind::Allocate => {
-                let have = app.store.billing_months().await?;
-                let mut done = Vec::new();
+                let have = app.lake.billing_months().await?;
+                let (mut done, mut unchanged) = (Vec::new(), Vec::new());
                 for m in allocation_months(app.clock.now()) {
                     if have.contains(&m) {
-                        allocate::allocate_month(app, m).await?;
-                        done.push(m.to_string());
+                        match allocate::allocate_if_changed(app, m).await? {
+                            Some(_) => done.push(m.to_string()),
+                            None => unchanged.push(m.to_string()),
+                        }
                     }
                 }
                 if done.is_empty() {
-                    return Ok("no billing data for this or last month".into());
+                    return Ok(if unchanged.is_empty() {
+                        "no billing data for this or last month".into()
+                    } else {
+                        format!("{} unchanged since the last allocation", unchanged.join(", "))
+                    });
                 }
                 // The projection reads the same billing lines: keep it current.
                 crate::savings::refresh(app).await?;

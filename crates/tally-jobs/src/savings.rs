@@ -12,7 +12,6 @@ use tally_collectors::recommendations::{RecommendationsApi, RecommendationsError
 use tally_collectors::retry::RetryPolicy;
 use tally_domain::Month;
 use tally_savings::{Estimate, PriceCatalogue, ProjectionParams, Recommendations, SavingsReport, Service, offer, project};
-use tally_storage::CostLineFilter;
 
 use crate::collect::BudgetMeter;
 use crate::runs::{Tracker, record};
@@ -94,12 +93,16 @@ pub async fn import_prices(app: &App, path: &Path) -> Result<PricesImported> {
 
 /// Computes the report for one look-back from the stored billing lines.
 pub async fn compute(app: &App, lookback_days: u32) -> Result<Option<SavingsReport>> {
-    let months = app.store.billing_months().await?;
+    let months = app.lake.billing_months().await?;
     let Some(last) = months.iter().max().copied() else { return Ok(None) };
-    let services = [Service::Ec2, Service::Rds, Service::ElastiCache].iter().map(|s| s.code().to_owned()).collect();
-    let filter =
-        CostLineFilter { from: Some(last.start() - Duration::days(i64::from(lookback_days) + 31)), to: Some(last.end()), services, ..Default::default() };
-    let lines = app.store.cost_lines(&filter).await?;
+    let services: Vec<String> = [Service::Ec2, Service::Rds, Service::ElastiCache].iter().map(|s| s.code().to_owned()).collect();
+    let (from, to) = (last.start() - Duration::days(i64::from(lookback_days) + 31), last.end());
+    // Each month from the source its allocation reads (never two sources of one month).
+    let mut sources = Vec::new();
+    for m in months.iter().filter(|m| m.end() > from) {
+        sources.push((crate::allocate::month_source(app, *m).await?, *m));
+    }
+    let lines = app.lake.summed_lines(&sources, from, to, &services).await?;
     if lines.is_empty() {
         return Ok(None);
     }

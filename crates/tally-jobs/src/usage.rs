@@ -12,7 +12,6 @@ use tally_collectors::redis_usage::collect_redis;
 use tally_collectors::retry::RetryPolicy;
 use tally_collectors::tenant_db::{Naming, TenantDatabase, collect_database, exec_seconds};
 use tally_domain::{Metric, TenantId, UsageSample};
-use tally_storage::UsageImport;
 use tally_storage::appdb::AppDatabase;
 
 use crate::runs::{Tracker, record};
@@ -52,8 +51,8 @@ async fn store_samples(app: &App, source: &str, label: &str, samples: &[UsageSam
     let tenants: Vec<TenantId> = samples.iter().map(|s| s.tenant.clone()).collect();
     let created = app.store.ensure_tenants(&tenants).await?;
     if !samples.is_empty() {
-        let s = app.store.replace_usage(UsageImport { source, label, samples }).await?;
-        tracker.rows(s.inserted as i64);
+        let s = app.lake.merge_usage(source, label, samples).await?;
+        tracker.rows(s.rows as i64);
     }
     Ok(created)
 }

@@ -14,6 +14,7 @@
 //! Entry point: [`ParquetWriter`].
 
 use std::fs::File;
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -95,14 +96,15 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// A Parquet file being written. Call [`ParquetWriter::finish`] to write its footer.
-pub struct ParquetWriter {
+/// A Parquet file being written, to a file or any stream (it never seeks).
+/// Call [`ParquetWriter::finish`] to write its footer.
+pub struct ParquetWriter<W: Write + Send = File> {
     columns: Vec<(String, ColumnType)>,
-    inner: SerializedFileWriter<File>,
+    inner: SerializedFileWriter<W>,
     rows: usize,
 }
 
-impl std::fmt::Debug for ParquetWriter {
+impl<W: Write + Send> std::fmt::Debug for ParquetWriter<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ParquetWriter").field("columns", &self.columns).field("rows", &self.rows).finish()
     }
@@ -134,17 +136,23 @@ fn schema_text(columns: &[(String, ColumnType)]) -> String {
     s
 }
 
-impl ParquetWriter {
+impl ParquetWriter<File> {
     /// Creates `path` (snappy-compressed) with the given columns.
     pub fn create(path: &Path, columns: &[(&str, ColumnType)]) -> Result<Self> {
+        Self::to_writer(File::create(path)?, columns)
+    }
+}
+
+impl<W: Write + Send> ParquetWriter<W> {
+    /// Writes a Parquet file (snappy-compressed) with the given columns to `out`.
+    pub fn to_writer(out: W, columns: &[(&str, ColumnType)]) -> Result<Self> {
         if let Some(bad) = columns.iter().find(|(n, _)| !is_plain_name(n)) {
             return Err(Error::Shape(format!("column name {:?} is not a plain identifier", bad.0)));
         }
         let columns: Vec<(String, ColumnType)> = columns.iter().map(|(n, t)| (n.to_string(), *t)).collect();
         let schema = Arc::new(parse_message_type(&schema_text(&columns))?);
         let props = Arc::new(WriterProperties::builder().set_compression(Compression::SNAPPY).set_created_by("tally".into()).build());
-        let file = File::create(path)?;
-        let inner = SerializedFileWriter::new(file, schema, props)?;
+        let inner = SerializedFileWriter::new(out, schema, props)?;
         Ok(Self { columns, inner, rows: 0 })
     }
 
@@ -209,6 +217,11 @@ impl ParquetWriter {
     pub fn finish(self) -> Result<usize> {
         self.inner.close()?;
         Ok(self.rows)
+    }
+
+    /// Writes the footer and returns the writer the file went to.
+    pub fn into_inner(self) -> Result<W> {
+        Ok(self.inner.into_inner()?)
     }
 }
 

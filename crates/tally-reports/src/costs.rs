@@ -5,7 +5,6 @@ use std::str::FromStr;
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use tally_domain::AllocationRow;
 
 /// A dimension to group costs by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -76,70 +75,52 @@ pub struct CostGroup {
     pub cost: Decimal,
 }
 
-/// Sums `rows` by `dims`. Rows must be daily rows when `Day` is among the
-/// dimensions, monthly rows otherwise (the caller picks). Groups are sorted
-/// by cost, largest first, then by key.
-pub fn group(rows: &[AllocationRow], dims: &[Dimension], measure: Measure) -> Vec<CostGroup> {
-    let mut sums: BTreeMap<Vec<String>, Decimal> = BTreeMap::new();
-    for r in rows {
-        let key: Vec<String> = dims
-            .iter()
-            .map(|d| match d {
-                Dimension::Tenant => r.allocatee.to_string(),
-                Dimension::Service => r.service.clone(),
-                Dimension::Pool => r.pool.to_string(),
-                Dimension::Day => r.day.map(|d| d.to_string()).unwrap_or_default(),
-                Dimension::Month => r.month.to_string(),
-            })
-            .collect();
-        *sums.entry(key).or_default() += match measure {
-            Measure::Unblended => r.unblended,
-            Measure::Amortized => r.amortized,
-        };
-    }
-    let mut out: Vec<CostGroup> =
-        sums.into_iter().map(|(k, cost)| CostGroup { key: dims.iter().map(|d| d.as_str().to_owned()).zip(k).collect(), cost }).collect();
-    // Time dimensions read best in time order; others by size.
+/// Puts groups in reading order: time dimensions in time order, others by
+/// size, largest first, then by key.
+pub fn order(groups: &mut [CostGroup], dims: &[Dimension]) {
     if dims.iter().any(|d| matches!(d, Dimension::Day | Dimension::Month)) {
-        out.sort_by(|a, b| a.key.cmp(&b.key));
+        groups.sort_by(|a, b| a.key.cmp(&b.key));
     } else {
-        out.sort_by(|a, b| b.cost.cmp(&a.cost).then(a.key.cmp(&b.key)));
+        groups.sort_by(|a, b| b.cost.cmp(&a.cost).then(a.key.cmp(&b.key)));
     }
-    out
+}
+
+/// The dimensions of a `group_by` parameter: each known one once, in the
+/// order given; an unknown one is named in the error.
+pub fn parse_dimensions(text: &str) -> Result<Vec<Dimension>, String> {
+    let mut dims = Vec::new();
+    for part in text.split(',') {
+        let d: Dimension = part.parse()?;
+        if !dims.contains(&d) {
+            dims.push(d);
+        }
+    }
+    Ok(dims)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tally_domain::{Allocatee, Currency, Month, PoolId};
 
-    fn row(who: &str, pool: &str, service: &str, cost: &str) -> AllocationRow {
-        AllocationRow {
-            month: Month::parse("2026-10").unwrap(),
-            day: None,
-            allocatee: Allocatee::parse(who).unwrap(),
-            pool: PoolId::parse(pool).unwrap(),
-            service: service.into(),
-            currency: Currency::USD,
-            unblended: cost.parse().unwrap(),
-            amortized: cost.parse().unwrap(),
-            driver: None,
-            driver_quantity: None,
-            reason: None,
-        }
+    fn group(tenant: &str, cost: &str) -> CostGroup {
+        CostGroup { key: BTreeMap::from([("tenant".to_owned(), tenant.to_owned())]), cost: cost.parse().unwrap() }
     }
 
     #[test]
-    fn costs_group_by_tenant_largest_first() {
-        let rows =
-            [row("acme", "shared", "AmazonS3", "1.10"), row("globex", "cache", "AmazonElastiCache", "5"), row("acme", "cache", "AmazonElastiCache", "2.20")];
-        let g = group(&rows, &[Dimension::Tenant], Measure::Unblended);
-        assert_eq!(g[0].key["tenant"], "globex");
-        assert_eq!(g[1].cost, "3.30".parse::<Decimal>().unwrap());
+    fn costs_by_tenant_read_largest_first() {
+        let mut g = vec![group("acme", "3.30"), group("globex", "5"), group("initech", "5")];
+        order(&mut g, &[Dimension::Tenant]);
+        assert_eq!(g.iter().map(|g| g.key["tenant"].as_str()).collect::<Vec<_>>(), ["globex", "initech", "acme"]);
     }
 
     #[test]
     fn an_unknown_dimension_is_named_in_the_error() {
         assert!(Dimension::from_str("region").unwrap_err().contains("region"));
+        assert!(parse_dimensions("tenant,region").unwrap_err().contains("region"));
+    }
+
+    #[test]
+    fn a_dimension_repeated_is_counted_once() {
+        assert_eq!(parse_dimensions("day,day,tenant,day").unwrap(), [Dimension::Day, Dimension::Tenant]);
     }
 }

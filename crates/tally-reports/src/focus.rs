@@ -4,6 +4,7 @@
 //! Lines that the allocation splits among tenants keep their own tags; the
 //! split itself is in the finance export, not here.
 
+use std::io::Write;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -325,55 +326,108 @@ fn time_text(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// The lines as FOCUS CSV (RFC 4180, exact decimals).
-pub fn focus_csv(lines: &[CostLine]) -> Result<Vec<u8>, csv::Error> {
-    let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Vec::new());
-    w.write_record(COLUMNS.iter().map(|(n, _)| *n))?;
-    for cells in lines.iter().flat_map(rows) {
-        let cells: Vec<String> = cells
-            .into_iter()
-            .map(|c| match c {
-                Cell::Null => String::new(),
-                Cell::Text(s) => crate::export::neutralise(&s).into_owned(),
-                Cell::Number(d) => d.normalize().to_string(),
-                Cell::Time(t) => time_text(&t),
-            })
-            .collect();
-        w.write_record(&cells)?;
-    }
-    w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
+/// FOCUS CSV (RFC 4180, exact decimals), written batch by batch.
+pub struct FocusCsv<W: Write> {
+    out: csv::Writer<W>,
 }
 
-/// The lines as FOCUS Parquet (numbers as doubles, times as UTC timestamps).
-pub fn focus_parquet(lines: &[CostLine], path: &Path) -> Result<(), tally_parquet::Error> {
-    let schema: Vec<(&str, ColumnType)> = COLUMNS
-        .iter()
-        .map(|(n, k)| {
-            (
-                *n,
-                match k {
-                    Kind::Text => ColumnType::Utf8,
-                    Kind::Number => ColumnType::Double,
-                    Kind::Time => ColumnType::TimestampMillis,
-                },
-            )
-        })
-        .collect();
-    let mut w = ParquetWriter::create(path, &schema)?;
-    for chunk in lines.chunks(100_000) {
-        let rows: Vec<Vec<Cell>> = chunk.iter().flat_map(rows).collect();
+impl<W: Write> std::fmt::Debug for FocusCsv<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FocusCsv")
+    }
+}
+
+impl<W: Write> FocusCsv<W> {
+    /// Starts the file with its header row.
+    pub fn new(out: W) -> Result<Self, csv::Error> {
+        let mut out = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(out);
+        out.write_record(COLUMNS.iter().map(|(n, _)| *n))?;
+        Ok(Self { out })
+    }
+
+    /// Appends the rows of `lines`.
+    pub fn write(&mut self, lines: &[CostLine]) -> Result<(), csv::Error> {
+        for cells in lines.iter().flat_map(rows) {
+            let cells: Vec<String> = cells
+                .into_iter()
+                .map(|c| match c {
+                    Cell::Null => String::new(),
+                    Cell::Text(s) => crate::export::neutralise(&s).into_owned(),
+                    Cell::Number(d) => d.normalize().to_string(),
+                    Cell::Time(t) => time_text(&t),
+                })
+                .collect();
+            self.out.write_record(&cells)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the file and returns the writer.
+    pub fn finish(self) -> Result<W, csv::Error> {
+        self.out.into_inner().map_err(|e| csv::Error::from(e.into_error()))
+    }
+}
+
+/// The lines as FOCUS CSV (RFC 4180, exact decimals).
+pub fn focus_csv(lines: &[CostLine]) -> Result<Vec<u8>, csv::Error> {
+    let mut w = FocusCsv::new(Vec::new())?;
+    w.write(lines)?;
+    w.finish()
+}
+
+/// FOCUS Parquet (numbers as doubles, times as UTC timestamps), one row group per batch.
+#[derive(Debug)]
+pub struct FocusParquet<W: Write + Send> {
+    out: ParquetWriter<W>,
+}
+
+impl<W: Write + Send> FocusParquet<W> {
+    pub fn new(out: W) -> Result<Self, tally_parquet::Error> {
+        let schema: Vec<(&str, ColumnType)> = COLUMNS
+            .iter()
+            .map(|(n, k)| {
+                (
+                    *n,
+                    match k {
+                        Kind::Text => ColumnType::Utf8,
+                        Kind::Number => ColumnType::Double,
+                        Kind::Time => ColumnType::TimestampMillis,
+                    },
+                )
+            })
+            .collect();
+        Ok(Self { out: ParquetWriter::to_writer(out, &schema)? })
+    }
+
+    /// Appends the rows of `lines` as one row group.
+    pub fn write(&mut self, lines: &[CostLine]) -> Result<(), tally_parquet::Error> {
+        let rows: Vec<Vec<Cell>> = lines.iter().flat_map(rows).collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
         let columns: Vec<ColumnData> = COLUMNS
             .iter()
             .enumerate()
             .map(|(i, (_, kind))| match kind {
                 Kind::Text => ColumnData::Utf8(rows.iter().map(|r| if let Cell::Text(s) = &r[i] { Some(s.as_str()) } else { None }).collect()),
                 Kind::Number => ColumnData::Double(rows.iter().map(|r| if let Cell::Number(d) = &r[i] { d.to_f64() } else { None }).collect()),
-                Kind::Time => {
-                    ColumnData::TimestampMillis(rows.iter().map(|r| if let Cell::Time(t) = &r[i] { Some(t.timestamp_millis()) } else { None }).collect())
-                }
+                Kind::Time => ColumnData::TimestampMillis(rows.iter().map(|r| if let Cell::Time(t) = &r[i] { Some(t.timestamp_millis()) } else { None }).collect()),
             })
             .collect();
-        w.write_row_group(&columns)?;
+        self.out.write_row_group(&columns)
+    }
+
+    /// Writes the footer and returns the writer.
+    pub fn finish(self) -> Result<W, tally_parquet::Error> {
+        self.out.into_inner()
+    }
+}
+
+/// The lines as a FOCUS Parquet file.
+pub fn focus_parquet(lines: &[CostLine], path: &Path) -> Result<(), tally_parquet::Error> {
+    let mut w = FocusParquet::new(std::fs::File::create(path)?)?;
+    for chunk in lines.chunks(100_000) {
+        w.write(chunk)?;
     }
     w.finish()?;
     Ok(())

@@ -67,13 +67,10 @@ pub struct Reconciliation {
 /// A billed total, as stored by the allocation: (service, lines, unblended, amortized).
 pub type Billed = (String, i64, Decimal, Decimal);
 
-pub fn reconcile(month: Month, source: Option<String>, billed: &[Billed], rows: &[AllocationRow]) -> Reconciliation {
-    let mut allocated: BTreeMap<&str, (Decimal, Decimal)> = BTreeMap::new();
-    for r in rows {
-        let e = allocated.entry(&r.service).or_default();
-        e.0 += r.unblended;
-        e.1 += r.amortized;
-    }
+/// Reconciles a month: `billed` per service, `allocated` per service (the
+/// allocation's rows summed), and the rows `unassigned` to any tenant (only
+/// those of `__unallocated__` are listed with their reasons).
+pub fn reconcile(month: Month, source: Option<String>, billed: &[Billed], allocated: &BTreeMap<String, (Decimal, Decimal)>, unassigned: &[AllocationRow]) -> Reconciliation {
     let services: Vec<ServiceReconciliation> = billed
         .iter()
         .map(|(service, lines, u, a)| {
@@ -90,7 +87,7 @@ pub fn reconcile(month: Month, source: Option<String>, billed: &[Billed], rows: 
         })
         .collect();
     let mut unallocated: BTreeMap<(String, String, String), (Decimal, Decimal)> = BTreeMap::new();
-    for r in rows.iter().filter(|r| r.allocatee == Allocatee::Unallocated) {
+    for r in unassigned.iter().filter(|r| r.allocatee == Allocatee::Unallocated) {
         let e = unallocated.entry((r.service.clone(), r.pool.to_string(), r.reason.clone().unwrap_or_else(|| "no reason recorded".into()))).or_default();
         e.0 += r.unblended;
         e.1 += r.amortized;

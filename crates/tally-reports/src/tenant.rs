@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 use serde::Serialize;
-use tally_domain::{AllocationRow, Month, Tenant};
+use tally_domain::{Month, Tenant};
 
 use crate::{cents, ratio};
 
@@ -87,37 +87,27 @@ pub struct TenantReport {
 /// Usage totals of a tenant over the report's months: (month, metric) -> sum of hourly values.
 pub type UsageSums = BTreeMap<(Month, String), f64>;
 
+/// A tenant's report from its costs per pool and service over the span
+/// (`lines`, summed by the database's rollups), its revenue, its usage and
+/// the vCPU-hours its pods were allocated (the EKS pool's driver).
+#[allow(clippy::too_many_arguments, reason = "each input is a different figure of the report")]
 pub fn tenant_report(
     tenant: &Tenant,
     from: Month,
     to: Month,
-    rows: &[AllocationRow],
+    lines: &[PoolServiceCost],
     revenue: Decimal,
     usage: &UsageSums,
+    vcpu_hours: f64,
     target_margin_percent: Decimal,
 ) -> TenantReport {
-    let mine: Vec<&AllocationRow> = rows.iter().filter(|r| r.allocatee.tenant() == Some(&tenant.id)).collect();
-    let cost: Decimal = mine.iter().map(|r| r.unblended).sum();
-    let cost_amortized: Decimal = mine.iter().map(|r| r.amortized).sum();
+    let cost: Decimal = lines.iter().map(|r| r.unblended).sum();
+    let cost_amortized: Decimal = lines.iter().map(|r| r.amortized).sum();
     let mut by_pool: BTreeMap<String, Decimal> = BTreeMap::new();
     let mut by_service: BTreeMap<String, Decimal> = BTreeMap::new();
-    let mut lines: BTreeMap<(String, String), (Decimal, Decimal)> = BTreeMap::new();
-    let mut vcpu_hours = 0.0;
-    for r in &mine {
-        *by_pool.entry(r.pool.to_string()).or_default() += r.unblended;
+    for r in lines {
+        *by_pool.entry(r.pool.clone()).or_default() += r.unblended;
         *by_service.entry(r.service.clone()).or_default() += r.unblended;
-        let e = lines.entry((r.pool.to_string(), r.service.clone())).or_default();
-        e.0 += r.unblended;
-        e.1 += r.amortized;
-        if r.pool.as_str() == "eks_compute" {
-            vcpu_hours += r.driver_quantity.unwrap_or(0.0);
-        }
-    }
-    // A tenant has one eks_compute row per service; the quantity repeats on each.
-    let eks_rows = mine.iter().filter(|r| r.pool.as_str() == "eks_compute").map(|r| (r.month, r.service.clone())).collect::<std::collections::BTreeSet<_>>();
-    let eks_months = mine.iter().filter(|r| r.pool.as_str() == "eks_compute").map(|r| r.month).collect::<std::collections::BTreeSet<_>>();
-    if eks_rows.len() > eks_months.len() && !eks_rows.is_empty() {
-        vcpu_hours = vcpu_hours * eks_months.len() as f64 / eks_rows.len() as f64;
     }
     let sum = |metric: &str| usage.iter().filter(|((_, m), _)| m == metric).map(|(_, v)| *v).sum::<f64>();
     let db_gb_months: f64 = usage.iter().filter(|((_, m), _)| m == "db_storage_gb").map(|((month, _), v)| v / month.hours() as f64).sum();
@@ -155,7 +145,7 @@ pub fn tenant_report(
         below_target,
         by_pool: sorted(by_pool),
         by_service: sorted(by_service),
-        lines: lines.into_iter().map(|((pool, service), (u, a))| PoolServiceCost { pool, service, unblended: u, amortized: a }).collect(),
+        lines: lines.to_vec(),
         unit_costs,
         usage: u,
     }
@@ -164,22 +154,10 @@ pub fn tenant_report(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tally_domain::{Allocatee, Currency, PoolId, TenantId};
+    use tally_domain::TenantId;
 
-    fn row(pool: &str, service: &str, cost: &str, q: Option<f64>) -> AllocationRow {
-        AllocationRow {
-            month: Month::parse("2026-10").unwrap(),
-            day: None,
-            allocatee: Allocatee::parse("acme").unwrap(),
-            pool: PoolId::parse(pool).unwrap(),
-            service: service.into(),
-            currency: Currency::USD,
-            unblended: cost.parse().unwrap(),
-            amortized: cost.parse().unwrap(),
-            driver: None,
-            driver_quantity: q,
-            reason: None,
-        }
+    fn row(pool: &str, service: &str, cost: &str) -> PoolServiceCost {
+        PoolServiceCost { pool: pool.into(), service: service.into(), unblended: cost.parse().unwrap(), amortized: cost.parse().unwrap() }
     }
 
     #[test]
@@ -187,16 +165,16 @@ mod tests {
         let t = Tenant::new(TenantId::parse("acme").unwrap(), "Acme", Some("growth")).unwrap();
         let m = Month::parse("2026-10").unwrap();
         let rows = [
-            row("eks_compute", "AmazonEC2", "60.00", Some(300.0)),
-            row("transfer", "AWSDataTransfer", "9.00", None),
-            row("rds_storage", "AmazonRDS", "11.50", None),
+            row("eks_compute", "AmazonEC2", "60.00"),
+            row("transfer", "AWSDataTransfer", "9.00"),
+            row("rds_storage", "AmazonRDS", "11.50"),
         ];
         let usage = UsageSums::from([
             ((m, "requests".to_string()), 2_000_000.0),
             ((m, "egress_gb".to_string()), 100.0),
             ((m, "db_storage_gb".to_string()), 50.0 * 744.0),
         ]);
-        let r = tenant_report(&t, m, m, &rows, "199".parse().unwrap(), &usage, "60".parse().unwrap());
+        let r = tenant_report(&t, m, m, &rows, "199".parse().unwrap(), &usage, 300.0, "60".parse().unwrap());
         assert_eq!(r.cost, "80.50".parse::<Decimal>().unwrap());
         assert_eq!(r.gross_margin, "118.50".parse::<Decimal>().unwrap());
         assert_eq!(r.gross_margin_percent, Some("59.5".parse().unwrap()));
@@ -211,7 +189,7 @@ mod tests {
     fn a_tenant_that_pays_nothing_but_costs_something_is_below_target() {
         let t = Tenant::discovered(TenantId::parse("acme").unwrap());
         let m = Month::parse("2026-10").unwrap();
-        let r = tenant_report(&t, m, m, &[row("shared", "AmazonS3", "1", None)], Decimal::ZERO, &UsageSums::new(), "60".parse().unwrap());
+        let r = tenant_report(&t, m, m, &[row("shared", "AmazonS3", "1")], Decimal::ZERO, &UsageSums::new(), 0.0, "60".parse().unwrap());
         assert!(r.below_target);
         assert_eq!(r.gross_margin_percent, None);
     }

@@ -10,8 +10,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row};
@@ -22,8 +23,9 @@ use tally_domain::{
 
 use crate::migrate::{self, Migration, MigrationStatus};
 use crate::{
-    AllocationFilter, AllocationResultSet, AllocationRun, Backend, BilledTotal, CashBalance, CostImport, CostLineFilter, ImportBatch, ImportSummary, JobFinish,
-    NewCashBalance, NewToken, ReplaceScope, Result, StorageError, Store, TokenRecord, UsageImport, UsageTotal,
+    AllocationFilter, AllocationResultSet, AllocationRun, Backend, BilledTotal, CashBalance, CostDim, CostQuery, CostRow, DailyBy, DailyCost, DailyQuery,
+    ImportBatch, ImportSummary, JobFinish, LakeCommit, LakeCommitted, LakeFile, LakeKind, LakePartition, LegacyPartition, NewCashBalance, NewToken, Result,
+    StorageError, Store, TokenRecord, UsageTotal,
 };
 
 /// Rows per multi-row INSERT: under SQLite's and PostgreSQL's bind limits
@@ -42,6 +44,14 @@ mod money_pg {
     pub(super) fn get_opt(row: &PgRow, col: &'static str, _table: &'static str) -> Result<Option<Decimal>> {
         Ok(row.try_get::<Option<Decimal>, _>(col)?)
     }
+    /// Rollup amounts: NUMERIC, summed exactly by PostgreSQL.
+    pub(super) type SumParam = Decimal;
+    pub(super) fn bind_sum(d: Decimal, _table: &'static str) -> Result<SumParam> {
+        Ok(d)
+    }
+    pub(super) fn get_sum(row: &PgRow, col: &'static str, _table: &'static str) -> Result<Decimal> {
+        Ok(row.try_get::<Decimal, _>(col)?)
+    }
 }
 
 mod money_sqlite {
@@ -58,6 +68,19 @@ mod money_sqlite {
         let text: Option<String> = row.try_get(col)?;
         text.map(|t| Decimal::from_str_exact(&t).map_err(|_| StorageError::corrupt(table, col, t))).transpose()
     }
+    /// Rollup amounts: INTEGER ten-thousandths, which SQLite sums exactly.
+    pub(super) type SumParam = i64;
+    pub(super) fn bind_sum(d: Decimal, table: &'static str) -> Result<SumParam> {
+        let scaled = d * Decimal::from(10_000);
+        if scaled.fract() != Decimal::ZERO {
+            return Err(StorageError::Config(format!("{table}: {d} has more than four decimal places")));
+        }
+        scaled.to_i64().ok_or_else(|| StorageError::Config(format!("{table}: {d} is beyond the largest amount kept (922 trillion)")))
+    }
+    pub(super) fn get_sum(row: &SqliteRow, col: &'static str, _table: &'static str) -> Result<Decimal> {
+        let v: i64 = row.try_get(col)?;
+        Ok(Decimal::new(v, 4).normalize())
+    }
 }
 
 fn parse<T: FromStr>(table: &'static str, column: &'static str, value: String) -> Result<T> {
@@ -68,40 +91,11 @@ fn parse_opt<T: FromStr>(table: &'static str, column: &'static str, value: Optio
     value.map(|v| parse(table, column, v)).transpose()
 }
 
-fn check_scope(import: &CostImport<'_>) -> Result<()> {
-    for (i, line) in import.lines.iter().enumerate() {
-        if line.source != import.source {
-            return Err(StorageError::Config(format!("line {i} of {} comes from {} but the import is for {}", import.label, line.source, import.source)));
-        }
-        let inside = match import.scope {
-            ReplaceScope::BillingMonths(months) => months.contains(&line.billing_month),
-            ReplaceScope::UsageDays { from, to } => {
-                let d = line.usage_start.date_naive();
-                *from <= d && d <= *to
-            }
-        };
-        if !inside {
-            return Err(StorageError::Config(format!(
-                "line {i} of {} ({} {}) lies outside the import's scope ({}); it would never be replaced",
-                import.label,
-                line.billing_month,
-                line.usage_start.to_rfc3339(),
-                import.scope
-            )));
-        }
-    }
-    Ok(())
-}
-
 /// Now, at the microsecond precision both databases keep, so that what is
 /// returned equals what a later read gives back.
 fn now() -> DateTime<Utc> {
     use chrono::SubsecRound;
     Utc::now().trunc_subsecs(6)
-}
-
-fn day_start(d: NaiveDate) -> DateTime<Utc> {
-    Period::day(d).start()
 }
 
 macro_rules! store_impl {
@@ -142,20 +136,56 @@ macro_rules! store_impl {
             }
 
             fn allocation_row(row: &$Row) -> Result<AllocationRow> {
-                const T: &str = "allocations";
+                const T: &str = "cost_monthly";
                 Ok(AllocationRow {
                     month: parse(T, "month", row.try_get("month")?)?,
-                    day: row.try_get("day")?,
+                    day: None,
                     allocatee: parse::<Allocatee>(T, "allocatee", row.try_get("allocatee")?)?,
                     pool: parse::<PoolId>(T, "pool", row.try_get("pool")?)?,
                     service: row.try_get("service")?,
                     currency: parse::<Currency>(T, "currency", row.try_get("currency")?)?,
-                    unblended: $money::get(row, "unblended", T)?,
-                    amortized: $money::get(row, "amortized", T)?,
+                    unblended: $money::get_sum(row, "unblended", T)?,
+                    amortized: $money::get_sum(row, "amortized", T)?,
                     driver: row.try_get("driver")?,
                     driver_quantity: row.try_get("driver_quantity")?,
                     reason: row.try_get("reason")?,
                 })
+            }
+
+            fn lake_file(row: &$Row) -> Result<LakeFile> {
+                const T: &str = "lake_files";
+                Ok(LakeFile {
+                    id: row.try_get("id")?,
+                    kind: parse(T, "kind", row.try_get("kind")?)?,
+                    source: row.try_get("source")?,
+                    month: parse(T, "month", row.try_get("month")?)?,
+                    path: row.try_get("path")?,
+                    rows: row.try_get("rows")?,
+                    bytes: row.try_get("bytes")?,
+                    batch_id: row.try_get("batch_id")?,
+                    created_at: row.try_get("created_at")?,
+                    superseded_at: row.try_get("superseded_at")?,
+                })
+            }
+
+            /// A cost query's group: the dimensions it was grouped by are set.
+            fn cost_row(row: &$Row, table: &'static str, dims: &[&str]) -> Result<CostRow> {
+                let mut out = CostRow {
+                    unblended: $money::get_sum(row, "unblended", table)?,
+                    amortized: $money::get_sum(row, "amortized", table)?,
+                    ..CostRow::default()
+                };
+                for d in dims {
+                    match *d {
+                        "month" => out.month = Some(parse(table, "month", row.try_get("month")?)?),
+                        "day" => out.day = Some(row.try_get("day")?),
+                        "allocatee" => out.allocatee = Some(row.try_get("allocatee")?),
+                        "pool" => out.pool = Some(row.try_get("pool")?),
+                        "service" => out.service = Some(row.try_get("service")?),
+                        _ => {}
+                    }
+                }
+                Ok(out)
             }
 
             fn token(row: &$Row) -> Result<TokenRecord> {
@@ -210,22 +240,64 @@ macro_rules! store_impl {
             }
 
             async fn insert_allocation_rows(tx: &mut sqlx::Transaction<'_, $Db>, rows: &[AllocationRow]) -> Result<()> {
+                const T: &str = "cost_monthly";
                 for chunk in rows.chunks(CHUNK) {
+                    let binds: Vec<($money::SumParam, $money::SumParam)> =
+                        chunk.iter().map(|r| Ok(($money::bind_sum(r.unblended, T)?, $money::bind_sum(r.amortized, T)?))).collect::<Result<_>>()?;
                     let mut qb = QueryBuilder::<$Db>::new(
-                        "INSERT INTO allocations (month, day, allocatee, pool, service, currency, unblended, amortized, driver, driver_quantity, reason) ",
+                        "INSERT INTO cost_monthly (month, allocatee, pool, service, currency, unblended, amortized, driver, driver_quantity, reason) ",
                     );
-                    qb.push_values(chunk, |mut b, r| {
+                    qb.push_values(chunk.iter().zip(binds), |mut b, (r, (u, a))| {
                         b.push_bind(r.month.to_string())
-                            .push_bind(r.day)
                             .push_bind(r.allocatee.as_str().to_owned())
                             .push_bind(r.pool.as_str().to_owned())
                             .push_bind(r.service.clone())
                             .push_bind(r.currency.code().to_owned())
-                            .push_bind($money::bind(r.unblended))
-                            .push_bind($money::bind(r.amortized))
+                            .push_bind(u)
+                            .push_bind(a)
                             .push_bind(r.driver.clone())
                             .push_bind(r.driver_quantity)
                             .push_bind(r.reason.clone());
+                    });
+                    qb.build().execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+
+            /// Inserts `(key, currency, unblended, amortized)` rows of one month into a monthly rollup.
+            async fn insert_monthly_rollup(
+                tx: &mut sqlx::Transaction<'_, $Db>,
+                table: &'static str,
+                key: &'static str,
+                month: Month,
+                rows: &BTreeMap<(String, Currency), (Decimal, Decimal)>,
+            ) -> Result<()> {
+                let rows: Vec<_> = rows.iter().collect();
+                for chunk in rows.chunks(CHUNK * 2) {
+                    let binds: Vec<($money::SumParam, $money::SumParam)> =
+                        chunk.iter().map(|(_, (u, a))| Ok(($money::bind_sum(*u, table)?, $money::bind_sum(*a, table)?))).collect::<Result<_>>()?;
+                    let mut qb = QueryBuilder::<$Db>::new(format!("INSERT INTO {table} (month, {key}, currency, unblended, amortized) "));
+                    qb.push_values(chunk.iter().zip(binds), |mut b, (((k, c), _), (u, a))| {
+                        b.push_bind(month.to_string()).push_bind(k.clone()).push_bind(c.code().to_owned()).push_bind(u).push_bind(a);
+                    });
+                    qb.build().execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+
+            /// Inserts daily costs into a daily rollup.
+            async fn insert_daily_rollup(tx: &mut sqlx::Transaction<'_, $Db>, table: &'static str, key: &'static str, rows: &[DailyCost]) -> Result<()> {
+                for chunk in rows.chunks(CHUNK * 2) {
+                    let binds: Vec<($money::SumParam, $money::SumParam)> =
+                        chunk.iter().map(|r| Ok(($money::bind_sum(r.unblended, table)?, $money::bind_sum(r.amortized, table)?))).collect::<Result<_>>()?;
+                    let mut qb = QueryBuilder::<$Db>::new(format!("INSERT INTO {table} (day, month, {key}, currency, unblended, amortized) "));
+                    qb.push_values(chunk.iter().zip(binds), |mut b, (r, (u, a))| {
+                        b.push_bind(r.day)
+                            .push_bind(Month::of_date(r.day).to_string())
+                            .push_bind(r.key.clone())
+                            .push_bind(r.currency.code().to_owned())
+                            .push_bind(u)
+                            .push_bind(a);
                     });
                     qb.build().execute(&mut **tx).await?;
                 }
@@ -239,7 +311,7 @@ macro_rules! store_impl {
                 $backend
             }
 
-            async fn migrate(&self) -> Result<usize> {
+            async fn migrate_to(&self, last: i64) -> Result<usize> {
                 let migrations: &[Migration] = $migrations;
                 let mut applied = 0;
                 let mut tx = self.pool.begin().await?;
@@ -257,7 +329,7 @@ macro_rules! store_impl {
                         "the database has migration {unknown}, which this version of Tally does not know; upgrade Tally"
                     )));
                 }
-                for m in migrations {
+                for m in migrations.iter().filter(|m| m.version <= last) {
                     match done.get(&m.version) {
                         Some(sum) if *sum == m.checksum() => continue,
                         Some(_) => {
@@ -267,6 +339,18 @@ macro_rules! store_impl {
                             )))
                         }
                         None => {}
+                    }
+                    // A migration that drops tables whose rows must move elsewhere first waits for them to be empty.
+                    let mut waiting = false;
+                    for table in m.requires_empty {
+                        let rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM (SELECT 1 FROM {table} LIMIT 1) AS x")))
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        waiting |= rows > 0;
+                    }
+                    if waiting {
+                        tracing::info!(migration = m.version, "rows of earlier versions wait to move to the columnar store; `tally migrate` moves them");
+                        break;
                     }
                     sqlx::raw_sql(m.sql).execute(&mut *tx).await.map_err(|e| {
                         StorageError::Migration(format!("{:04}_{}: {e}", m.version, m.name))
@@ -358,49 +442,243 @@ macro_rules! store_impl {
                     .collect()
             }
 
-            async fn replace_cost_lines(&self, import: CostImport<'_>) -> Result<ImportSummary> {
-                check_scope(&import)?;
-                let source = import.source.as_str();
+            async fn lake_commit(&self, c: LakeCommit<'_>) -> Result<LakeCommitted> {
+                let (kind, source) = (c.kind.as_str(), c.source);
+                if let Some(f) = c.files.iter().find(|f| !c.partitions.iter().any(|p| p.month == f.month)) {
+                    return Err(StorageError::Config(format!("{} holds {} rows of {}, a month the commit does not switch", f.path, f.rows, f.month)));
+                }
                 let mut tx = self.pool.begin().await?;
-                let mut replaced = 0;
-                match import.scope {
-                    ReplaceScope::BillingMonths(months) => {
-                        for m in months {
-                            replaced += sqlx::query("DELETE FROM cost_lines WHERE source = $1 AND billing_month = $2")
+                let mut superseded = Vec::new();
+                let mut replaced_rows = 0;
+                for p in c.partitions {
+                    let month = p.month.to_string();
+                    let query = match p.expected_version {
+                        Some(0) => sqlx::query(
+                            "INSERT INTO lake_partitions (kind, source, month, version, rows, first_at, last_at, updated_at)
+                             VALUES ($1, $2, $3, 1, $4, $5, $6, $7) ON CONFLICT (kind, source, month) DO NOTHING",
+                        ),
+                        Some(_) => sqlx::query(
+                            "UPDATE lake_partitions SET version = version + 1, rows = $4, first_at = $5, last_at = $6, updated_at = $7
+                             WHERE kind = $1 AND source = $2 AND month = $3 AND version = $8",
+                        ),
+                        None => sqlx::query(
+                            "INSERT INTO lake_partitions (kind, source, month, version, rows, first_at, last_at, updated_at)
+                             VALUES ($1, $2, $3, 1, $4, $5, $6, $7)
+                             ON CONFLICT (kind, source, month) DO UPDATE SET version = lake_partitions.version + 1, rows = excluded.rows,
+                             first_at = excluded.first_at, last_at = excluded.last_at, updated_at = excluded.updated_at",
+                        ),
+                    }
+                    .bind(kind)
+                    .bind(source)
+                    .bind(&month)
+                    .bind(p.rows)
+                    .bind(p.first_at)
+                    .bind(p.last_at)
+                    .bind(c.at);
+                    let query = match p.expected_version {
+                        Some(v) if v > 0 => query.bind(v),
+                        _ => query,
+                    };
+                    let switched = query.execute(&mut *tx).await?.rows_affected();
+                    if switched != 1 {
+                        return Err(StorageError::Conflict(format!(
+                            "{kind} data of {source} for {month} changed while this import read it; nothing was switched"
+                        )));
+                    }
+                    let old = sqlx::query(
+                        "UPDATE lake_files SET superseded_at = $1 WHERE kind = $2 AND source = $3 AND month = $4 AND superseded_at IS NULL RETURNING *",
+                    )
+                    .bind(c.at)
+                    .bind(kind)
+                    .bind(source)
+                    .bind(&month)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    for row in &old {
+                        let f = Self::lake_file(row)?;
+                        replaced_rows += f.rows;
+                        superseded.push(f);
+                    }
+                    if c.retire_legacy {
+                        let gone = match c.kind {
+                            LakeKind::Billing => sqlx::query("DELETE FROM cost_lines WHERE source = $1 AND billing_month = $2")
                                 .bind(source)
-                                .bind(m.to_string())
+                                .bind(&month)
                                 .execute(&mut *tx)
                                 .await?
-                                .rows_affected();
-                        }
-                    }
-                    ReplaceScope::UsageDays { from, to } => {
-                        let end = day_start(*to) + chrono::Duration::days(1);
-                        replaced += sqlx::query("DELETE FROM cost_lines WHERE source = $1 AND usage_start >= $2 AND usage_start < $3")
-                            .bind(source)
-                            .bind(day_start(*from))
-                            .bind(end)
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected();
+                                .rows_affected(),
+                            LakeKind::Usage => sqlx::query("DELETE FROM usage_samples WHERE source = $1 AND hour >= $2 AND hour < $3")
+                                .bind(source)
+                                .bind(p.month.start())
+                                .bind(p.month.end())
+                                .execute(&mut *tx)
+                                .await?
+                                .rows_affected(),
+                        };
+                        replaced_rows += gone as i64;
                     }
                 }
-                let batch = Self::insert_batch(&mut tx, "billing", source, import.label, &import.scope.to_string(), import.lines.len(), replaced).await?;
-                for chunk in import.lines.chunks(CHUNK) {
+                let batch = Self::insert_batch(&mut tx, kind, source, c.label, c.scope, c.rows as usize, replaced_rows as u64).await?;
+                for chunk in c.files.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$Db>::new("INSERT INTO lake_files (kind, source, month, path, rows, bytes, batch_id, created_at) ");
+                    qb.push_values(chunk, |mut b, f| {
+                        b.push_bind(kind)
+                            .push_bind(source)
+                            .push_bind(f.month.to_string())
+                            .push_bind(f.path.clone())
+                            .push_bind(f.rows)
+                            .push_bind(f.bytes)
+                            .push_bind(batch)
+                            .push_bind(c.at);
+                    });
+                    qb.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(LakeCommitted { batch_id: batch, replaced_rows, superseded })
+            }
+
+            async fn lake_files(&self, kind: LakeKind, source: Option<&str>, from: Month, to: Month) -> Result<Vec<LakeFile>> {
+                let mut qb = QueryBuilder::<$Db>::new("SELECT * FROM lake_files WHERE superseded_at IS NULL AND kind = ");
+                qb.push_bind(kind.as_str()).push(" AND month >= ").push_bind(from.to_string()).push(" AND month <= ").push_bind(to.to_string());
+                if let Some(s) = source {
+                    qb.push(" AND source = ").push_bind(s.to_owned());
+                }
+                qb.push(" ORDER BY source, month, id");
+                let rows = qb.build().fetch_all(&self.pool).await?;
+                rows.iter().map(Self::lake_file).collect()
+            }
+
+            async fn lake_partitions(&self, kind: LakeKind) -> Result<Vec<LakePartition>> {
+                const T: &str = "lake_partitions";
+                let rows = sqlx::query("SELECT * FROM lake_partitions WHERE kind = $1 ORDER BY source, month").bind(kind.as_str()).fetch_all(&self.pool).await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(LakePartition {
+                            kind: parse(T, "kind", r.try_get("kind")?)?,
+                            source: r.try_get("source")?,
+                            month: parse(T, "month", r.try_get("month")?)?,
+                            version: r.try_get("version")?,
+                            rows: r.try_get("rows")?,
+                            first_at: r.try_get("first_at")?,
+                            last_at: r.try_get("last_at")?,
+                            updated_at: r.try_get("updated_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn lake_superseded(&self) -> Result<Vec<LakeFile>> {
+                let rows = sqlx::query("SELECT * FROM lake_files WHERE superseded_at IS NOT NULL ORDER BY id").fetch_all(&self.pool).await?;
+                rows.iter().map(Self::lake_file).collect()
+            }
+
+            async fn lake_forget(&self, ids: &[i64]) -> Result<()> {
+                for chunk in ids.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$Db>::new("DELETE FROM lake_files WHERE superseded_at IS NOT NULL AND id IN (");
+                    let mut sep = qb.separated(", ");
+                    for id in chunk {
+                        sep.push_bind(*id);
+                    }
+                    qb.push(")");
+                    qb.build().execute(&self.pool).await?;
+                }
+                Ok(())
+            }
+
+            async fn lake_paths(&self) -> Result<Vec<String>> {
+                Ok(sqlx::query_scalar("SELECT path FROM lake_files ORDER BY path").fetch_all(&self.pool).await?)
+            }
+
+            async fn import_batches(&self, limit: i64) -> Result<Vec<ImportBatch>> {
+                let rows = sqlx::query("SELECT * FROM import_batches ORDER BY id DESC LIMIT $1").bind(limit).fetch_all(&self.pool).await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(ImportBatch {
+                            id: r.try_get("id")?,
+                            kind: r.try_get("kind")?,
+                            source: r.try_get("source")?,
+                            label: r.try_get("label")?,
+                            scope: r.try_get("scope")?,
+                            rows: r.try_get("rows")?,
+                            replaced: r.try_get("replaced")?,
+                            imported_at: r.try_get("imported_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn legacy_partitions(&self) -> Result<Vec<LegacyPartition>> {
+                if self.migration_status().await?.applied.contains(&6) {
+                    return Ok(Vec::new());
+                }
+                let billing: Vec<(String, String, i64)> =
+                    sqlx::query_as("SELECT source, billing_month, COUNT(*) FROM cost_lines GROUP BY source, billing_month ORDER BY source, billing_month")
+                        .fetch_all(&self.pool)
+                        .await?;
+                let mut out = Vec::new();
+                for (source, month, rows) in billing {
+                    out.push(LegacyPartition { kind: LakeKind::Billing, source, month: parse("cost_lines", "billing_month", month)?, rows });
+                }
+                // Hours are compared, not formatted: the same SQL on both backends.
+                let hours: Vec<(String, DateTime<Utc>, i64)> =
+                    sqlx::query_as("SELECT source, hour, COUNT(*) FROM usage_samples GROUP BY source, hour ORDER BY source, hour").fetch_all(&self.pool).await?;
+                let mut usage: BTreeMap<(String, Month), i64> = BTreeMap::new();
+                for (source, hour, rows) in hours {
+                    *usage.entry((source, Month::of(hour))).or_default() += rows;
+                }
+                out.extend(usage.into_iter().map(|((source, month), rows)| LegacyPartition { kind: LakeKind::Usage, source, month, rows }));
+                Ok(out)
+            }
+
+            async fn legacy_cost_lines(&self, source: &str, month: Month) -> Result<Vec<CostLine>> {
+                let rows = sqlx::query("SELECT * FROM cost_lines WHERE source = $1 AND billing_month = $2 ORDER BY id")
+                    .bind(source)
+                    .bind(month.to_string())
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(Self::cost_line).collect()
+            }
+
+            async fn legacy_usage(&self, source: &str, month: Month) -> Result<Vec<UsageSample>> {
+                const T: &str = "usage_samples";
+                let rows = sqlx::query(
+                    "SELECT hour, tenant_id, metric, value, unit, resource_id, workload FROM usage_samples
+                     WHERE source = $1 AND hour >= $2 AND hour < $3 ORDER BY hour, tenant_id, metric, resource_id, workload",
+                )
+                .bind(source)
+                .bind(month.start())
+                .bind(month.end())
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        let hour: DateTime<Utc> = r.try_get("hour")?;
+                        Ok(UsageSample {
+                            hour: Period::hour(hour).map_err(|_| StorageError::corrupt(T, "hour", hour))?,
+                            tenant: parse(T, "tenant_id", r.try_get("tenant_id")?)?,
+                            metric: parse_metric(r.try_get("metric")?)?,
+                            value: r.try_get("value")?,
+                            unit: r.try_get("unit")?,
+                            resource_id: r.try_get("resource_id")?,
+                            workload: r.try_get("workload")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn seed_legacy_rows(&self, lines: &[CostLine], usage_source: &str, samples: &[UsageSample]) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                let batch = Self::insert_batch(&mut tx, "billing", "legacy", "rows of an earlier version", "seed", lines.len() + samples.len(), 0).await?;
+                for chunk in lines.chunks(CHUNK) {
                     let mut qb = QueryBuilder::<$Db>::new(
                         "INSERT INTO cost_lines (batch_id, source, billing_month, usage_start, usage_end, payer_account, usage_account, \
                          service, usage_type, operation, resource_id, region, availability_zone, line_type, description, currency, \
                          unblended, net_unblended, amortized, list_cost, usage_amount, usage_unit, instance_type, commitment_id, tags, \
                          tenant_id, estimated, provider) ",
                     );
-                    let mut tag_error = None;
                     qb.push_values(chunk, |mut b, l| {
-                        let tags = serde_json::to_string(&l.tags).unwrap_or_else(|e| {
-                            tag_error = Some(e.to_string());
-                            String::new()
-                        });
                         b.push_bind(batch)
-                            .push_bind(source)
+                            .push_bind(l.source.as_str())
                             .push_bind(l.billing_month.to_string())
                             .push_bind(l.usage_start)
                             .push_bind(l.usage_end)
@@ -423,115 +701,20 @@ macro_rules! store_impl {
                             .push_bind(l.usage_unit.clone())
                             .push_bind(l.instance_type.clone())
                             .push_bind(l.commitment_id.clone())
-                            .push_bind(tags)
+                            .push_bind(serde_json::to_string(&l.tags).unwrap_or_else(|_| "{}".into()))
                             .push_bind(l.tenant.as_ref().map(|t| t.as_str().to_owned()))
                             .push_bind(l.estimated)
                             .push_bind(l.provider.clone());
                     });
-                    if let Some(e) = tag_error {
-                        return Err(StorageError::Config(format!("tags of {} do not serialise: {e}", import.label)));
-                    }
                     qb.build().execute(&mut *tx).await?;
                 }
-                tx.commit().await?;
-                Ok(ImportSummary { batch_id: batch, inserted: import.lines.len() as u64, replaced })
-            }
-
-            async fn cost_lines(&self, filter: &CostLineFilter) -> Result<Vec<CostLine>> {
-                let mut qb = QueryBuilder::<$Db>::new("SELECT * FROM cost_lines WHERE 1 = 1");
-                if let Some(m) = filter.billing_month {
-                    qb.push(" AND billing_month = ").push_bind(m.to_string());
-                }
-                if let Some(s) = filter.source {
-                    qb.push(" AND source = ").push_bind(s.as_str());
-                }
-                if let Some(from) = filter.from {
-                    qb.push(" AND usage_start >= ").push_bind(from);
-                }
-                if let Some(to) = filter.to {
-                    qb.push(" AND usage_start < ").push_bind(to);
-                }
-                if !filter.services.is_empty() {
-                    qb.push(" AND service IN (");
-                    let mut sep = qb.separated(", ");
-                    for s in &filter.services {
-                        sep.push_bind(s.clone());
-                    }
-                    qb.push(")");
-                }
-                qb.push(" ORDER BY id");
-                let rows = qb.build().fetch_all(&self.pool).await?;
-                rows.iter().map(Self::cost_line).collect()
-            }
-
-            async fn billing_sources(&self, month: Month) -> Result<Vec<(CostSource, i64)>> {
-                let rows: Vec<(String, i64)> = sqlx::query_as(
-                    "SELECT source, COUNT(*) FROM cost_lines WHERE billing_month = $1 GROUP BY source ORDER BY source",
-                )
-                .bind(month.to_string())
-                .fetch_all(&self.pool)
-                .await?;
-                rows.into_iter().map(|(s, n)| Ok((parse("cost_lines", "source", s)?, n))).collect()
-            }
-
-            async fn billing_months(&self) -> Result<Vec<Month>> {
-                let rows: Vec<String> = sqlx::query_scalar("SELECT DISTINCT billing_month FROM cost_lines ORDER BY billing_month")
-                    .fetch_all(&self.pool)
-                    .await?;
-                rows.into_iter().map(|m| parse("cost_lines", "billing_month", m)).collect()
-            }
-
-            async fn import_batches(&self, limit: i64) -> Result<Vec<ImportBatch>> {
-                let rows = sqlx::query("SELECT * FROM import_batches ORDER BY id DESC LIMIT $1").bind(limit).fetch_all(&self.pool).await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(ImportBatch {
-                            id: r.try_get("id")?,
-                            kind: r.try_get("kind")?,
-                            source: r.try_get("source")?,
-                            label: r.try_get("label")?,
-                            scope: r.try_get("scope")?,
-                            rows: r.try_get("rows")?,
-                            replaced: r.try_get("replaced")?,
-                            imported_at: r.try_get("imported_at")?,
-                        })
-                    })
-                    .collect()
-            }
-
-            async fn replace_usage(&self, import: UsageImport<'_>) -> Result<ImportSummary> {
-                let mut ranges: BTreeMap<&str, (DateTime<Utc>, DateTime<Utc>)> = BTreeMap::new();
-                for s in import.samples {
-                    let h = s.hour.start();
-                    ranges
-                        .entry(s.metric.as_str())
-                        .and_modify(|(lo, hi)| {
-                            *lo = (*lo).min(h);
-                            *hi = (*hi).max(h);
-                        })
-                        .or_insert((h, h));
-                }
-                let mut tx = self.pool.begin().await?;
-                let mut replaced = 0;
-                for (metric, (lo, hi)) in &ranges {
-                    replaced += sqlx::query("DELETE FROM usage_samples WHERE source = $1 AND metric = $2 AND hour >= $3 AND hour <= $4")
-                        .bind(import.source)
-                        .bind(*metric)
-                        .bind(*lo)
-                        .bind(*hi)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                }
-                let scope: Vec<String> = ranges.iter().map(|(m, (lo, hi))| format!("{m} {}..={}", lo.format("%Y-%m-%dT%H"), hi.format("%Y-%m-%dT%H"))).collect();
-                let batch = Self::insert_batch(&mut tx, "usage", import.source, import.label, &scope.join("; "), import.samples.len(), replaced).await?;
-                for chunk in import.samples.chunks(CHUNK * 3) {
+                for chunk in samples.chunks(CHUNK * 3) {
                     let mut qb = QueryBuilder::<$Db>::new(
                         "INSERT INTO usage_samples (batch_id, source, hour, tenant_id, metric, value, unit, resource_id, workload) ",
                     );
                     qb.push_values(chunk, |mut b, s| {
                         b.push_bind(batch)
-                            .push_bind(import.source)
+                            .push_bind(usage_source)
                             .push_bind(s.hour.start())
                             .push_bind(s.tenant.as_str().to_owned())
                             .push_bind(s.metric.as_str().to_owned())
@@ -543,46 +726,27 @@ macro_rules! store_impl {
                     qb.build().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
-                Ok(ImportSummary { batch_id: batch, inserted: import.samples.len() as u64, replaced })
+                Ok(())
             }
 
-            async fn usage(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<UsageSample>> {
-                const T: &str = "usage_samples";
-                let rows = sqlx::query(
-                    "SELECT hour, tenant_id, metric, value, unit, resource_id, workload FROM usage_samples
-                     WHERE hour >= $1 AND hour < $2 ORDER BY hour, tenant_id, metric, resource_id, workload",
-                )
-                .bind(from)
-                .bind(to)
-                .fetch_all(&self.pool)
-                .await?;
+            async fn usage_totals(&self, from: Month, to: Month, tenant: Option<&TenantId>) -> Result<Vec<UsageTotal>> {
+                const T: &str = "usage_monthly";
+                let mut qb = QueryBuilder::<$Db>::new("SELECT month, tenant_id, metric, value FROM usage_monthly WHERE month >= ");
+                qb.push_bind(from.to_string()).push(" AND month <= ").push_bind(to.to_string());
+                if let Some(t) = tenant {
+                    qb.push(" AND tenant_id = ").push_bind(t.as_str().to_owned());
+                }
+                qb.push(" ORDER BY month, tenant_id, metric");
+                let rows = qb.build().fetch_all(&self.pool).await?;
                 rows.iter()
                     .map(|r| {
-                        let hour: DateTime<Utc> = r.try_get("hour")?;
-                        Ok(UsageSample {
-                            hour: Period::hour(hour).map_err(|_| StorageError::corrupt(T, "hour", hour))?,
+                        Ok(UsageTotal {
+                            month: parse(T, "month", r.try_get("month")?)?,
                             tenant: parse(T, "tenant_id", r.try_get("tenant_id")?)?,
-                            metric: parse_metric(r.try_get("metric")?)?,
+                            metric: r.try_get("metric")?,
                             value: r.try_get("value")?,
-                            unit: r.try_get("unit")?,
-                            resource_id: r.try_get("resource_id")?,
-                            workload: r.try_get("workload")?,
                         })
                     })
-                    .collect()
-            }
-
-            async fn usage_totals(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<UsageTotal>> {
-                let rows: Vec<(String, String, f64)> = sqlx::query_as(
-                    "SELECT tenant_id, metric, SUM(value) FROM usage_samples WHERE hour >= $1 AND hour < $2
-                     GROUP BY tenant_id, metric ORDER BY tenant_id, metric",
-                )
-                .bind(from)
-                .bind(to)
-                .fetch_all(&self.pool)
-                .await?;
-                rows.into_iter()
-                    .map(|(t, metric, value)| Ok(UsageTotal { tenant: parse("usage_samples", "tenant_id", t)?, metric, value }))
                     .collect()
             }
 
@@ -679,29 +843,54 @@ macro_rules! store_impl {
 
             async fn replace_allocation(&self, res: &AllocationResultSet) -> Result<()> {
                 let month = res.month.to_string();
+                let mut tenant_monthly: BTreeMap<(String, Currency), (Decimal, Decimal)> = BTreeMap::new();
+                let mut service_monthly: BTreeMap<(String, Currency), (Decimal, Decimal)> = BTreeMap::new();
+                for r in &res.monthly {
+                    for (map, key) in [(&mut tenant_monthly, r.allocatee.as_str()), (&mut service_monthly, r.service.as_str())] {
+                        let e = map.entry((key.to_owned(), r.currency)).or_default();
+                        e.0 += r.unblended;
+                        e.1 += r.amortized;
+                    }
+                }
                 let mut tx = self.pool.begin().await?;
                 for table in [
-                    "DELETE FROM allocations WHERE month = $1",
+                    "DELETE FROM cost_monthly WHERE month = $1",
+                    "DELETE FROM cost_tenant_monthly WHERE month = $1",
+                    "DELETE FROM cost_service_monthly WHERE month = $1",
+                    "DELETE FROM cost_service_daily WHERE month = $1",
+                    "DELETE FROM cost_tenant_daily WHERE month = $1",
+                    "DELETE FROM usage_monthly WHERE month = $1",
                     "DELETE FROM allocation_billed WHERE month = $1",
                     "DELETE FROM allocation_explanations WHERE month = $1",
                 ] {
                     sqlx::query(table).bind(&month).execute(&mut *tx).await?;
                 }
                 sqlx::query(
-                    "INSERT INTO allocation_runs (month, source, billed_lines, usage_rows, rows, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+                    "INSERT INTO allocation_runs (month, source, billed_lines, usage_rows, rows, created_at, inputs) VALUES ($1, $2, $3, $4, $5, $6, $7)
                      ON CONFLICT (month) DO UPDATE SET source = excluded.source, billed_lines = excluded.billed_lines,
-                     usage_rows = excluded.usage_rows, rows = excluded.rows, created_at = excluded.created_at",
+                     usage_rows = excluded.usage_rows, rows = excluded.rows, created_at = excluded.created_at, inputs = excluded.inputs",
                 )
                 .bind(&month)
                 .bind(res.source.as_str())
                 .bind(res.billed_lines)
                 .bind(res.usage_rows)
-                .bind((res.monthly.len() + res.daily.len()) as i64)
+                .bind((res.monthly.len() + res.service_daily.len() + res.tenant_daily.len()) as i64)
                 .bind(res.created_at)
+                .bind(&res.inputs)
                 .execute(&mut *tx)
                 .await?;
                 Self::insert_allocation_rows(&mut tx, &res.monthly).await?;
-                Self::insert_allocation_rows(&mut tx, &res.daily).await?;
+                Self::insert_monthly_rollup(&mut tx, "cost_tenant_monthly", "allocatee", res.month, &tenant_monthly).await?;
+                Self::insert_monthly_rollup(&mut tx, "cost_service_monthly", "service", res.month, &service_monthly).await?;
+                Self::insert_daily_rollup(&mut tx, "cost_service_daily", "service", &res.service_daily).await?;
+                Self::insert_daily_rollup(&mut tx, "cost_tenant_daily", "allocatee", &res.tenant_daily).await?;
+                for chunk in res.usage.chunks(CHUNK * 2) {
+                    let mut qb = QueryBuilder::<$Db>::new("INSERT INTO usage_monthly (month, tenant_id, metric, value) ");
+                    qb.push_values(chunk, |mut b, u| {
+                        b.push_bind(u.month.to_string()).push_bind(u.tenant.as_str().to_owned()).push_bind(u.metric.clone()).push_bind(u.value);
+                    });
+                    qb.build().execute(&mut *tx).await?;
+                }
                 for b in &res.billed {
                     sqlx::query(
                         "INSERT INTO allocation_billed (month, service, currency, unblended, amortized, lines) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -741,21 +930,97 @@ macro_rules! store_impl {
             }
 
             async fn allocation_rows(&self, f: &AllocationFilter) -> Result<Vec<AllocationRow>> {
-                let mut qb = QueryBuilder::<$Db>::new("SELECT * FROM allocations WHERE month >= ");
+                let mut qb = QueryBuilder::<$Db>::new("SELECT * FROM cost_monthly WHERE month >= ");
                 qb.push_bind(f.from.to_string()).push(" AND month <= ").push_bind(f.to.to_string());
-                qb.push(if f.daily { " AND day IS NOT NULL" } else { " AND day IS NULL" });
                 if let Some(a) = &f.allocatee {
                     qb.push(" AND allocatee = ").push_bind(a.clone());
                 }
-                if let Some(d) = f.from_day {
-                    qb.push(" AND day >= ").push_bind(d);
-                }
-                if let Some(d) = f.to_day {
-                    qb.push(" AND day < ").push_bind(d);
-                }
-                qb.push(" ORDER BY month, day, allocatee, pool, service");
+                qb.push(" ORDER BY month, allocatee, pool, service, reason");
                 let rows = qb.build().fetch_all(&self.pool).await?;
                 rows.iter().map(Self::allocation_row).collect()
+            }
+
+            async fn monthly_costs(&self, q: &CostQuery) -> Result<Vec<CostRow>> {
+                let uses = |d: CostDim| q.dims.contains(&d);
+                let tenant_only = !uses(CostDim::Pool) && !uses(CostDim::Service) && q.pool.is_none() && q.service.is_none();
+                let service_only = !uses(CostDim::Pool) && !uses(CostDim::Allocatee) && q.pool.is_none() && q.allocatee.is_none();
+                // The smallest rollup that answers the query.
+                let table = if service_only {
+                    "cost_service_monthly"
+                } else if tenant_only {
+                    "cost_tenant_monthly"
+                } else {
+                    "cost_monthly"
+                };
+                let dims: Vec<&str> = q
+                    .dims
+                    .iter()
+                    .map(|d| match d {
+                        CostDim::Month => "month",
+                        CostDim::Allocatee => "allocatee",
+                        CostDim::Pool => "pool",
+                        CostDim::Service => "service",
+                    })
+                    .collect();
+                let mut qb = QueryBuilder::<$Db>::new("SELECT ");
+                for d in &dims {
+                    qb.push(*d).push(", ");
+                }
+                qb.push("COALESCE(SUM(unblended), 0) AS unblended, COALESCE(SUM(amortized), 0) AS amortized FROM ").push(table);
+                qb.push(" WHERE month >= ").push_bind(q.from.to_string()).push(" AND month <= ").push_bind(q.to.to_string());
+                for (column, value) in [("allocatee", &q.allocatee), ("pool", &q.pool), ("service", &q.service)] {
+                    if let Some(v) = value {
+                        qb.push(format!(" AND {column} = ")).push_bind(v.clone());
+                    }
+                }
+                if !dims.is_empty() {
+                    qb.push(" GROUP BY ").push(dims.join(", ")).push(" ORDER BY ").push(dims.join(", "));
+                }
+                let rows = qb.build().fetch_all(&self.pool).await?;
+                let out: Vec<CostRow> = rows.iter().map(|r| Self::cost_row(r, table, &dims)).collect::<Result<_>>()?;
+                // An empty total is no group at all.
+                Ok(if dims.is_empty() && rows.is_empty() { Vec::new() } else { out })
+            }
+
+            async fn daily_costs(&self, q: &DailyQuery) -> Result<Vec<CostRow>> {
+                let (table, key) = match (q.by, &q.allocatee, &q.service) {
+                    (Some(DailyBy::Service), Some(_), _) | (Some(DailyBy::Allocatee), _, Some(_)) | (None, Some(_), Some(_)) => {
+                        return Err(StorageError::Config(
+                            "daily costs are kept per service and per tenant: a day's cost of one tenant's service is not kept".into(),
+                        ));
+                    }
+                    (Some(DailyBy::Service), None, _) | (None, None, _) => ("cost_service_daily", Some("service")),
+                    (Some(DailyBy::Allocatee), _, None) | (None, Some(_), None) => ("cost_tenant_daily", Some("allocatee")),
+                };
+                let key = if q.by.is_some() { key } else { None };
+                let mut dims = if q.per_day { vec!["day"] } else { Vec::new() };
+                dims.extend(key);
+                let mut qb = QueryBuilder::<$Db>::new("SELECT ");
+                for d in &dims {
+                    qb.push(*d).push(", ");
+                }
+                qb.push("COALESCE(SUM(unblended), 0) AS unblended, COALESCE(SUM(amortized), 0) AS amortized FROM ").push(table);
+                qb.push(" WHERE day >= ").push_bind(q.from).push(" AND day < ").push_bind(q.to);
+                if let Some(a) = &q.allocatee {
+                    qb.push(" AND allocatee = ").push_bind(a.clone());
+                }
+                if let Some(s) = &q.service {
+                    qb.push(" AND service = ").push_bind(s.clone());
+                }
+                if !dims.is_empty() {
+                    qb.push(" GROUP BY ").push(dims.join(", ")).push(" ORDER BY ").push(dims.join(", "));
+                }
+                let rows = qb.build().fetch_all(&self.pool).await?;
+                let out: Vec<CostRow> = rows
+                    .iter()
+                    .map(|r| {
+                        let mut row = Self::cost_row(r, table, &dims)?;
+                        row.month = row.day.map(Month::of_date);
+                        Ok(row)
+                    })
+                    .collect::<Result<_>>()?;
+                // An empty total is no group at all.
+                Ok(if dims.is_empty() && out.iter().all(|r| r.unblended.is_zero() && r.amortized.is_zero()) { Vec::new() } else { out })
             }
 
             async fn billed_totals(&self, month: Month) -> Result<Vec<BilledTotal>> {
@@ -807,6 +1072,20 @@ macro_rules! store_impl {
                     .collect()
             }
 
+            async fn pool_quantities(&self, from: Month, to: Month, pool: &str, allocatee: Option<&str>) -> Result<Vec<(Month, String, f64)>> {
+                let mut qb = QueryBuilder::<$Db>::new("SELECT month, allocatee, driver_quantity FROM allocation_explanations WHERE month >= ");
+                qb.push_bind(from.to_string()).push(" AND month <= ").push_bind(to.to_string()).push(" AND pool = ").push_bind(pool.to_owned());
+                qb.push(" AND driver_quantity IS NOT NULL");
+                if let Some(a) = allocatee {
+                    qb.push(" AND allocatee = ").push_bind(a.to_owned());
+                }
+                qb.push(" ORDER BY month, allocatee");
+                let rows = qb.build().fetch_all(&self.pool).await?;
+                rows.iter()
+                    .map(|r| Ok((parse("allocation_explanations", "month", r.try_get("month")?)?, r.try_get("allocatee")?, r.try_get("driver_quantity")?)))
+                    .collect()
+            }
+
             async fn allocation_runs(&self) -> Result<Vec<AllocationRun>> {
                 let rows = sqlx::query("SELECT * FROM allocation_runs ORDER BY month").fetch_all(&self.pool).await?;
                 rows.iter()
@@ -818,6 +1097,7 @@ macro_rules! store_impl {
                             usage_rows: r.try_get("usage_rows")?,
                             rows: r.try_get("rows")?,
                             created_at: r.try_get("created_at")?,
+                            inputs: r.try_get("inputs")?,
                         })
                     })
                     .collect()

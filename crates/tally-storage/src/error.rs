@@ -10,6 +10,10 @@ pub enum StorageError {
     Migration(String),
     #[error("{0}")]
     Config(String),
+    /// Another writer changed what this one read (a columnar-store partition
+    /// switched since it was read); the caller may read again and retry.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// A stored value that no longer parses: a bug or a hand-edited database.
     #[error("corrupt value in {table}.{column}: {value:?}")]
     Corrupt { table: &'static str, column: &'static str, value: String },

@@ -8,9 +8,13 @@
 //! - Both backends run the same SQL text (written once, in `backend.rs`); they
 //!   differ only in how money is bound: PostgreSQL `NUMERIC`, SQLite decimal
 //!   `TEXT`. Money is never stored as a float.
-//! - Every import replaces its scope (a source's billing months, days or
-//!   usage hours) in one transaction, so re-importing never double counts and
-//!   a failed import leaves the database as it was.
+//! - Raw billing lines and usage samples are not kept here but in the
+//!   columnar store (`tally-lake`); this crate keeps its catalog, and an
+//!   import's switch from one snapshot to the next is one transaction
+//!   ([`Store::lake_commit`]).
+//! - Allocation results are kept as the rollups the reports read, so that no
+//!   request sums a month of rows: on SQLite their amounts are INTEGER
+//!   ten-thousandths of the currency unit, so `SUM` stays exact.
 //! - The contract suite in `tests/contract.rs` runs against both backends.
 
 pub mod appdb;
@@ -22,8 +26,8 @@ mod types;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
-use tally_domain::{AllocationRow, CostLine, CostSource, Explanation, JobOutcome, JobRun, Month, RevenueEntry, Tenant, TenantId, UsageSample};
+use chrono::{DateTime, Utc};
+use tally_domain::{AllocationRow, CostLine, Explanation, JobOutcome, JobRun, Month, RevenueEntry, Tenant, TenantId, UsageSample};
 
 pub use backend::{PostgresStore, SqliteStore};
 pub use error::StorageError;
@@ -44,8 +48,15 @@ pub enum Backend {
 pub trait Store: Send + Sync + std::fmt::Debug {
     fn backend(&self) -> Backend;
 
-    /// Applies pending migrations; returns how many were applied.
-    async fn migrate(&self) -> Result<usize>;
+    /// Applies pending migrations; returns how many were applied. Stops
+    /// before a migration that drops the SQL tables of raw data while they
+    /// still hold rows: those move to the columnar store first
+    /// ([`Store::legacy_partitions`]), then `migrate` finishes.
+    async fn migrate(&self) -> Result<usize> {
+        self.migrate_to(i64::MAX).await
+    }
+    /// As [`Store::migrate`], up to version `last` (tests build databases of earlier versions).
+    async fn migrate_to(&self, last: i64) -> Result<usize>;
     async fn migration_status(&self) -> Result<MigrationStatus>;
     /// Cheap round trip to the database.
     async fn ping(&self) -> Result<()>;
@@ -58,24 +69,34 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn ensure_tenants(&self, ids: &[TenantId]) -> Result<Vec<TenantId>>;
     async fn tenants(&self) -> Result<Vec<Tenant>>;
 
-    // --- billing ---
-    /// Replaces `import.scope` of `import.source` with `import.lines`, in one transaction.
-    async fn replace_cost_lines(&self, import: CostImport<'_>) -> Result<ImportSummary>;
-    async fn cost_lines(&self, filter: &CostLineFilter) -> Result<Vec<CostLine>>;
-    /// Billing sources holding lines for a month, with their line counts.
-    async fn billing_sources(&self, month: Month) -> Result<Vec<(CostSource, i64)>>;
-    /// Months that hold any billing line.
-    async fn billing_months(&self) -> Result<Vec<Month>>;
+    // --- the columnar store's catalog ---
+    /// Switches the partitions of `commit` to its files in one transaction:
+    /// their current files become superseded, the new ones current, each
+    /// partition's version goes up by one. Fails with
+    /// [`StorageError::Conflict`] when a partition's version is not the one
+    /// the writer read.
+    async fn lake_commit(&self, commit: LakeCommit<'_>) -> Result<LakeCommitted>;
+    /// The current files of `kind`, for one source or all, in months `from..=to`.
+    async fn lake_files(&self, kind: LakeKind, source: Option<&str>, from: Month, to: Month) -> Result<Vec<LakeFile>>;
+    /// Every partition of `kind` with files.
+    async fn lake_partitions(&self, kind: LakeKind) -> Result<Vec<LakePartition>>;
+    /// Files replaced by a later import and not yet deleted.
+    async fn lake_superseded(&self) -> Result<Vec<LakeFile>>;
+    /// Forgets superseded files once they are deleted.
+    async fn lake_forget(&self, ids: &[i64]) -> Result<()>;
+    /// Every path the catalog knows, current or superseded.
+    async fn lake_paths(&self) -> Result<Vec<String>>;
     async fn import_batches(&self, limit: i64) -> Result<Vec<ImportBatch>>;
 
-    // --- usage ---
-    /// Replaces, for each metric in the import, the source's hours from the
-    /// metric's first to its last sample.
-    async fn replace_usage(&self, import: UsageImport<'_>) -> Result<ImportSummary>;
-    /// Samples with `from <= hour < to`.
-    async fn usage(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<UsageSample>>;
-    /// Per tenant and metric totals with `from <= hour < to`.
-    async fn usage_totals(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<UsageTotal>>;
+    // --- rows of earlier versions, on their way to the store ---
+    /// Partitions whose rows are still in the SQL tables of earlier versions.
+    async fn legacy_partitions(&self) -> Result<Vec<LegacyPartition>>;
+    async fn legacy_cost_lines(&self, source: &str, month: Month) -> Result<Vec<CostLine>>;
+    async fn legacy_usage(&self, source: &str, month: Month) -> Result<Vec<UsageSample>>;
+    /// Writes rows into the SQL tables of earlier versions, as a database
+    /// built before the columnar store holds them (tests of the move).
+    #[doc(hidden)]
+    async fn seed_legacy_rows(&self, lines: &[CostLine], usage_source: &str, samples: &[UsageSample]) -> Result<()>;
 
     // --- revenue and cash ---
     /// Replaces the revenue of `months` with `entries`.
@@ -86,11 +107,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn cash_balances(&self) -> Result<Vec<CashBalance>>;
 
     // --- allocation results ---
-    /// Replaces a month's results (rows, billed totals, explanations) atomically.
+    /// Replaces a month's results (rows, rollups, billed totals, usage,
+    /// explanations) atomically.
     async fn replace_allocation(&self, result: &AllocationResultSet) -> Result<()>;
+    /// Monthly rows (allocatee x pool x service) of the months, for one allocatee or all.
     async fn allocation_rows(&self, filter: &AllocationFilter) -> Result<Vec<AllocationRow>>;
+    /// Monthly costs summed by the query's dimensions, from the smallest rollup that answers it.
+    async fn monthly_costs(&self, query: &CostQuery) -> Result<Vec<CostRow>>;
+    /// Daily costs, per service, per allocatee or per day.
+    async fn daily_costs(&self, query: &DailyQuery) -> Result<Vec<CostRow>>;
+    /// Each tenant's usage per metric and month, as the allocations read it.
+    async fn usage_totals(&self, from: Month, to: Month, tenant: Option<&TenantId>) -> Result<Vec<UsageTotal>>;
     async fn billed_totals(&self, month: Month) -> Result<Vec<BilledTotal>>;
     async fn explanations(&self, month: Month, allocatee: Option<&str>) -> Result<Vec<Explanation>>;
+    /// Each allocatee's quantity of a pool's driver per month (e.g. the
+    /// vCPU-hours of `eks_compute`), from the explanations.
+    async fn pool_quantities(&self, from: Month, to: Month, pool: &str, allocatee: Option<&str>) -> Result<Vec<(Month, String, f64)>>;
     async fn allocation_runs(&self) -> Result<Vec<AllocationRun>>;
 
     // --- access tokens ---
@@ -158,24 +190,18 @@ pub struct JobFinish {
     pub detail: Option<String>,
 }
 
-/// Filters on monthly or daily allocation rows.
+/// Filters on monthly allocation rows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AllocationFilter {
     pub from: Month,
     pub to: Month,
-    /// Daily rows instead of monthly ones.
-    pub daily: bool,
     /// Only this allocatee (a tenant id or `__idle__`, ...).
     pub allocatee: Option<String>,
-    /// Daily rows from this day (inclusive).
-    pub from_day: Option<NaiveDate>,
-    /// Daily rows before this day (exclusive).
-    pub to_day: Option<NaiveDate>,
 }
 
 impl AllocationFilter {
     pub fn months(from: Month, to: Month) -> Self {
-        Self { from, to, daily: false, allocatee: None, from_day: None, to_day: None }
+        Self { from, to, allocatee: None }
     }
 }
 

@@ -10,6 +10,9 @@ pub(crate) struct Migration {
     pub(crate) version: i64,
     pub(crate) name: &'static str,
     pub(crate) sql: &'static str,
+    /// Tables that must be empty before this migration runs (their rows
+    /// move to the columnar store first, see `Store::legacy_partitions`).
+    pub(crate) requires_empty: &'static [&'static str],
 }
 
 impl Migration {
@@ -19,17 +22,31 @@ impl Migration {
 }
 
 pub(crate) const SQLITE: &[Migration] = &[
-    Migration { version: 1, name: "init", sql: include_str!("../../../sql/sqlite/0001_init.sql") },
-    Migration { version: 2, name: "provider", sql: include_str!("../../../sql/sqlite/0002_provider.sql") },
-    Migration { version: 3, name: "monthly_index", sql: include_str!("../../../sql/sqlite/0003_monthly_index.sql") },
-    Migration { version: 4, name: "report_views", sql: include_str!("../../../sql/sqlite/0004_report_views.sql") },
+    Migration { version: 1, name: "init", sql: include_str!("../../../sql/sqlite/0001_init.sql"), requires_empty: &[] },
+    Migration { version: 2, name: "provider", sql: include_str!("../../../sql/sqlite/0002_provider.sql"), requires_empty: &[] },
+    Migration { version: 3, name: "monthly_index", sql: include_str!("../../../sql/sqlite/0003_monthly_index.sql"), requires_empty: &[] },
+    Migration { version: 4, name: "report_views", sql: include_str!("../../../sql/sqlite/0004_report_views.sql"), requires_empty: &[] },
+    Migration { version: 5, name: "lake_and_rollups", sql: include_str!("../../../sql/sqlite/0005_lake_and_rollups.sql"), requires_empty: &[] },
+    Migration {
+        version: 6,
+        name: "drop_raw_tables",
+        sql: include_str!("../../../sql/sqlite/0006_drop_raw_tables.sql"),
+        requires_empty: &["cost_lines", "usage_samples"],
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
-    Migration { version: 1, name: "init", sql: include_str!("../../../sql/postgres/0001_init.sql") },
-    Migration { version: 2, name: "provider", sql: include_str!("../../../sql/postgres/0002_provider.sql") },
-    Migration { version: 3, name: "monthly_index", sql: include_str!("../../../sql/postgres/0003_monthly_index.sql") },
-    Migration { version: 4, name: "report_views", sql: include_str!("../../../sql/postgres/0004_report_views.sql") },
+    Migration { version: 1, name: "init", sql: include_str!("../../../sql/postgres/0001_init.sql"), requires_empty: &[] },
+    Migration { version: 2, name: "provider", sql: include_str!("../../../sql/postgres/0002_provider.sql"), requires_empty: &[] },
+    Migration { version: 3, name: "monthly_index", sql: include_str!("../../../sql/postgres/0003_monthly_index.sql"), requires_empty: &[] },
+    Migration { version: 4, name: "report_views", sql: include_str!("../../../sql/postgres/0004_report_views.sql"), requires_empty: &[] },
+    Migration { version: 5, name: "lake_and_rollups", sql: include_str!("../../../sql/postgres/0005_lake_and_rollups.sql"), requires_empty: &[] },
+    Migration {
+        version: 6,
+        name: "drop_raw_tables",
+        sql: include_str!("../../../sql/postgres/0006_drop_raw_tables.sql"),
+        requires_empty: &["cost_lines", "usage_samples"],
+    },
 ];
 
 pub(crate) const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS _tally_migrations (

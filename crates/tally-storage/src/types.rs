@@ -1,46 +1,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use tally_domain::{AllocationRow, CostLine, CostSource, Currency, Explanation, Money, Month, TenantId, UsageSample};
-
-/// What a billing import replaces before inserting its lines.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReplaceScope {
-    /// Every line of the source in these invoice months (files: CUR, FOCUS).
-    BillingMonths(Vec<Month>),
-    /// Every line of the source whose usage starts on these days, inclusive
-    /// (Cost Explorer windows).
-    UsageDays { from: NaiveDate, to: NaiveDate },
-}
-
-impl std::fmt::Display for ReplaceScope {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::BillingMonths(months) => {
-                let list: Vec<String> = months.iter().map(Month::to_string).collect();
-                write!(f, "months {}", list.join(","))
-            }
-            Self::UsageDays { from, to } => write!(f, "days {from}..={to}"),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct CostImport<'a> {
-    pub source: CostSource,
-    /// The file or window imported, for people reading the import history.
-    pub label: &'a str,
-    pub scope: &'a ReplaceScope,
-    pub lines: &'a [CostLine],
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct UsageImport<'a> {
-    /// `file`, `cloudwatch`, `postgres`, `redis`, `demo`, ...
-    pub source: &'a str,
-    pub label: &'a str,
-    pub samples: &'a [UsageSample],
-}
+use tally_domain::{AllocationRow, CostSource, Currency, Explanation, Money, Month, TenantId};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ImportSummary {
@@ -61,24 +22,197 @@ pub struct ImportBatch {
     pub imported_at: DateTime<Utc>,
 }
 
-/// Which billing lines to read.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct CostLineFilter {
-    pub billing_month: Option<Month>,
-    pub source: Option<CostSource>,
-    /// Usage starting at or after.
-    pub from: Option<DateTime<Utc>>,
-    /// Usage starting before.
-    pub to: Option<DateTime<Utc>>,
-    /// Only these services (empty: all).
-    pub services: Vec<String>,
+/// Which of the lake's two tables a file belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LakeKind {
+    Billing,
+    Usage,
 }
 
+impl LakeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Billing => "billing",
+            Self::Usage => "usage",
+        }
+    }
+}
+
+impl std::fmt::Display for LakeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for LakeKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "billing" => Ok(Self::Billing),
+            "usage" => Ok(Self::Usage),
+            _ => Err(format!("{s:?} is not billing or usage")),
+        }
+    }
+}
+
+/// One Parquet file of the columnar store, as the catalog knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LakeFile {
+    pub id: i64,
+    pub kind: LakeKind,
+    pub source: String,
+    pub month: Month,
+    /// Relative to the store's root, e.g. `billing/source=cur/month=2026-10/part-....parquet`.
+    pub path: String,
+    pub rows: i64,
+    pub bytes: i64,
+    pub batch_id: i64,
+    pub created_at: DateTime<Utc>,
+    pub superseded_at: Option<DateTime<Utc>>,
+}
+
+/// A file an import wrote, to enter the catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLakeFile {
+    pub month: Month,
+    pub path: String,
+    pub rows: i64,
+    pub bytes: i64,
+}
+
+/// A partition an import replaces, and what its new snapshot holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionSwitch {
+    pub month: Month,
+    /// The partition's version the writer read (a merge), or `None` when
+    /// the import replaces the partition whatever it holds.
+    pub expected_version: Option<i64>,
+    pub rows: i64,
+    /// The first and last instant the new snapshot's rows cover.
+    pub first_at: Option<DateTime<Utc>>,
+    pub last_at: Option<DateTime<Utc>>,
+}
+
+/// Switching partitions of the store to new files, in one transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct LakeCommit<'a> {
+    pub kind: LakeKind,
+    pub source: &'a str,
+    /// The files or window imported, for people reading the import history.
+    pub label: &'a str,
+    /// What the import replaced, in words (`months 2026-10`).
+    pub scope: &'a str,
+    /// Rows the import brought.
+    pub rows: i64,
+    pub partitions: &'a [PartitionSwitch],
+    pub files: &'a [NewLakeFile],
+    /// Also deletes the rows of these partitions still held in the SQL
+    /// tables of earlier versions (`tally migrate` moving them to the store).
+    pub retire_legacy: bool,
+    pub at: DateTime<Utc>,
+}
+
+/// What a switch did: its import batch, and the files it superseded (to delete).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LakeCommitted {
+    pub batch_id: i64,
+    pub replaced_rows: i64,
+    pub superseded: Vec<LakeFile>,
+}
+
+/// A partition of the store and its current snapshot's size and span.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LakePartition {
+    pub kind: LakeKind,
+    pub source: String,
+    pub month: Month,
+    pub version: i64,
+    pub rows: i64,
+    pub first_at: Option<DateTime<Utc>>,
+    pub last_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Rows of an earlier version's SQL tables still waiting to move to the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyPartition {
+    pub kind: LakeKind,
+    pub source: String,
+    pub month: Month,
+    pub rows: i64,
+}
+
+/// A tenant's usage of a metric over a month.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UsageTotal {
+    pub month: Month,
     pub tenant: TenantId,
     pub metric: String,
     pub value: f64,
+}
+
+/// A day's cost of one service or one allocatee.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DailyCost {
+    pub day: NaiveDate,
+    /// The service, or the allocatee (tenant id or `__idle__`, ...).
+    pub key: String,
+    pub currency: Currency,
+    pub unblended: Decimal,
+    pub amortized: Decimal,
+}
+
+/// A dimension of the monthly cost rollups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CostDim {
+    Month,
+    Allocatee,
+    Pool,
+    Service,
+}
+
+/// Monthly costs summed by some dimensions, filtered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CostQuery {
+    pub from: Month,
+    pub to: Month,
+    pub dims: Vec<CostDim>,
+    pub allocatee: Option<String>,
+    pub pool: Option<String>,
+    pub service: Option<String>,
+}
+
+/// What daily costs are kept by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DailyBy {
+    Service,
+    Allocatee,
+}
+
+/// Daily costs, from `from` (inclusive) to `to` (exclusive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DailyQuery {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// Per service or per allocatee; `None`: per day only.
+    pub by: Option<DailyBy>,
+    pub allocatee: Option<String>,
+    pub service: Option<String>,
+    /// One group per day (else one for the whole span).
+    pub per_day: bool,
+}
+
+/// One group of a cost query: the dimensions asked for are set.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CostRow {
+    pub month: Option<Month>,
+    pub day: Option<NaiveDate>,
+    pub allocatee: Option<String>,
+    pub pool: Option<String>,
+    pub service: Option<String>,
+    pub unblended: Decimal,
+    pub amortized: Decimal,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,10 +251,18 @@ pub struct AllocationResultSet {
     pub source: CostSource,
     pub billed_lines: i64,
     pub usage_rows: i64,
+    /// One row per allocatee, pool and service (and reason).
     pub monthly: Vec<AllocationRow>,
-    pub daily: Vec<AllocationRow>,
+    /// Per day and service; they add up to each day's bill.
+    pub service_daily: Vec<DailyCost>,
+    /// Per day and allocatee.
+    pub tenant_daily: Vec<DailyCost>,
+    /// Each tenant's usage of each metric in the month.
+    pub usage: Vec<UsageTotal>,
     pub billed: Vec<BilledTotal>,
     pub explanations: Vec<Explanation>,
+    /// What the allocation read (files and configuration), to tell an unchanged month.
+    pub inputs: String,
     pub created_at: DateTime<Utc>,
 }
 
@@ -132,6 +274,8 @@ pub struct AllocationRun {
     pub usage_rows: i64,
     pub rows: i64,
     pub created_at: DateTime<Utc>,
+    /// What it read; see [`AllocationResultSet::inputs`].
+    pub inputs: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,8 +11,8 @@ use tally_domain::{
     TenantId, UsageSample,
 };
 use tally_storage::{
-    AllocationFilter, AllocationResultSet, BilledTotal, CostImport, CostLineFilter, JobFinish, NewCashBalance, NewToken, PostgresStore, ReplaceScope,
-    SqliteStore, Store, UsageImport,
+    AllocationFilter, AllocationResultSet, BilledTotal, CostDim, CostQuery, DailyBy, DailyCost, DailyQuery, JobFinish, LakeCommit, LakeKind, NewCashBalance,
+    NewLakeFile, NewToken, PartitionSwitch, PostgresStore, SqliteStore, StorageError, Store, UsageTotal,
 };
 
 /// A store plus whatever keeps it alive and cleans it up.
@@ -24,18 +24,28 @@ struct Fixture {
 
 impl Fixture {
     async fn sqlite() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("nested/tally.db").display());
-        let store = SqliteStore::connect(&url).await.unwrap();
-        store.migrate().await.unwrap();
-        Self { store: Arc::new(store), _dir: Some(dir), pg_name: None }
+        Self::sqlite_at(i64::MAX).await
     }
 
     async fn postgres() -> Self {
+        Self::postgres_at(i64::MAX).await
+    }
+
+    /// A SQLite database migrated up to `version`.
+    async fn sqlite_at(version: i64) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("nested/tally.db").display());
+        let store = SqliteStore::connect(&url).await.unwrap();
+        store.migrate_to(version).await.unwrap();
+        Self { store: Arc::new(store), _dir: Some(dir), pg_name: None }
+    }
+
+    /// A fresh PostgreSQL database migrated up to `version`.
+    async fn postgres_at(version: i64) -> Self {
         let name = tally_test_support::unique_name("tally_contract");
         PostgresStore::create_database(&tally_test_support::postgres_url("postgres"), &name).await.unwrap();
         let store = PostgresStore::connect(&tally_test_support::postgres_url(&name)).await.unwrap();
-        store.migrate().await.unwrap();
+        store.migrate_to(version).await.unwrap();
         Self { store: Arc::new(store), _dir: None, pg_name: Some(name) }
     }
 
@@ -74,12 +84,10 @@ macro_rules! contract {
 
 contract!(
     migrating_twice_applies_nothing_the_second_time,
-    reimporting_a_billing_month_replaces_it_and_leaves_other_months_and_sources_alone,
-    a_failed_import_leaves_the_database_exactly_as_it_was,
-    lines_outside_the_import_scope_are_refused,
-    cost_explorer_windows_replace_the_days_they_cover,
-    money_round_trips_exactly,
-    reimporting_usage_hours_replaces_them_per_metric,
+    a_switch_supersedes_its_partitions_files_and_leaves_other_months_and_sources_alone,
+    a_switch_from_a_version_another_writer_replaced_is_refused_and_changes_nothing,
+    a_failed_switch_leaves_the_catalog_exactly_as_it_was,
+    superseded_files_are_forgotten_once_deleted,
     revenue_of_a_month_is_replaced_on_reimport,
     tenants_are_created_once_and_keep_their_names,
     allocation_results_replace_the_month_atomically,
@@ -135,14 +143,21 @@ fn line(source: CostSource, hour: &str, service: &str, cost: &str) -> CostLine {
     }
 }
 
-async fn total(store: &dyn Store, m: &str, source: CostSource) -> (usize, Decimal) {
-    let lines = store.cost_lines(&CostLineFilter { billing_month: Some(month(m)), source: Some(source), ..Default::default() }).await.unwrap();
-    (lines.len(), lines.iter().map(|l| l.unblended).sum())
+fn file(m: &str, path: &str, rows: i64) -> NewLakeFile {
+    NewLakeFile { month: month(m), path: path.into(), rows, bytes: rows * 100 }
 }
 
-async fn import(store: &dyn Store, source: CostSource, months: &[&str], lines: &[CostLine]) -> tally_storage::ImportSummary {
-    let scope = ReplaceScope::BillingMonths(months.iter().map(|m| month(m)).collect());
-    store.replace_cost_lines(CostImport { source, label: "test.parquet", scope: &scope, lines }).await.unwrap()
+fn switch(m: &str, expected: Option<i64>, rows: i64) -> PartitionSwitch {
+    PartitionSwitch { month: month(m), expected_version: expected, rows, first_at: Some(month(m).start()), last_at: Some(month(m).end()) }
+}
+
+async fn commit(store: &dyn Store, kind: LakeKind, source: &str, switches: &[PartitionSwitch], files: &[NewLakeFile]) -> Result<tally_storage::LakeCommitted, StorageError> {
+    let rows = files.iter().map(|f| f.rows).sum();
+    store.lake_commit(LakeCommit { kind, source, label: "test.parquet", scope: "months", rows, partitions: switches, files, retire_legacy: false, at: Utc::now() }).await
+}
+
+fn paths(files: &[tally_storage::LakeFile]) -> Vec<&str> {
+    files.iter().map(|f| f.path.as_str()).collect()
 }
 
 async fn migrating_twice_applies_nothing_the_second_time(store: &dyn Store) {
@@ -152,87 +167,95 @@ async fn migrating_twice_applies_nothing_the_second_time(store: &dyn Store) {
     store.ping().await.unwrap();
 }
 
-async fn reimporting_a_billing_month_replaces_it_and_leaves_other_months_and_sources_alone(store: &dyn Store) {
-    let oct = vec![line(CostSource::Cur, "2026-10-01T00:00:00Z", "AmazonEC2", "0.192"), line(CostSource::Cur, "2026-10-01T01:00:00Z", "AmazonEC2", "0.192")];
-    let nov = vec![line(CostSource::Cur, "2026-11-01T00:00:00Z", "AmazonEC2", "0.5")];
-    let ce = vec![line(CostSource::CostExplorer, "2026-10-01T00:00:00Z", "AmazonEC2", "7")];
-    import(store, CostSource::Cur, &["2026-10"], &oct).await;
-    import(store, CostSource::Cur, &["2026-11"], &nov).await;
-    import(store, CostSource::CostExplorer, &["2026-10"], &ce).await;
+async fn a_switch_supersedes_its_partitions_files_and_leaves_other_months_and_sources_alone(store: &dyn Store) {
+    let (oct, nov) = (month("2026-10"), month("2026-11"));
+    commit(store, LakeKind::Billing, "cur", &[switch("2026-10", None, 2)], &[file("2026-10", "b/cur/10/a.parquet", 2)]).await.unwrap();
+    commit(store, LakeKind::Billing, "cur", &[switch("2026-11", None, 1)], &[file("2026-11", "b/cur/11/a.parquet", 1)]).await.unwrap();
+    commit(store, LakeKind::Billing, "cost_explorer", &[switch("2026-10", None, 7)], &[file("2026-10", "b/ce/10/a.parquet", 7)]).await.unwrap();
+    commit(store, LakeKind::Usage, "file", &[switch("2026-10", None, 5)], &[file("2026-10", "u/file/10/a.parquet", 5)]).await.unwrap();
 
-    // AWS re-delivers October with one more line: it supersedes the old one.
-    let mut oct2 = oct.clone();
-    oct2.push(line(CostSource::Cur, "2026-10-01T02:00:00Z", "AmazonEC2", "0.192"));
-    let summary = import(store, CostSource::Cur, &["2026-10"], &oct2).await;
-    assert_eq!(summary.replaced, 2);
-    assert_eq!(summary.inserted, 3);
-    assert_eq!(total(store, "2026-10", CostSource::Cur).await, (3, dec("0.576")));
-    // The same delivery again changes nothing.
-    import(store, CostSource::Cur, &["2026-10"], &oct2).await;
-    assert_eq!(total(store, "2026-10", CostSource::Cur).await, (3, dec("0.576")));
-    assert_eq!(total(store, "2026-11", CostSource::Cur).await, (1, dec("0.5")));
-    assert_eq!(total(store, "2026-10", CostSource::CostExplorer).await, (1, dec("7")));
+    // AWS re-delivers October in two files: they supersede the old one.
+    let done = commit(
+        store,
+        LakeKind::Billing,
+        "cur",
+        &[switch("2026-10", None, 3)],
+        &[file("2026-10", "b/cur/10/b-1.parquet", 2), file("2026-10", "b/cur/10/b-2.parquet", 1)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.replaced_rows, 2);
+    assert_eq!(paths(&done.superseded), ["b/cur/10/a.parquet"]);
+    let current = store.lake_files(LakeKind::Billing, Some("cur"), oct, oct).await.unwrap();
+    assert_eq!(paths(&current), ["b/cur/10/b-1.parquet", "b/cur/10/b-2.parquet"]);
+    assert!(current.iter().all(|f| f.batch_id == done.batch_id && f.superseded_at.is_none()));
+    assert_eq!(paths(&store.lake_files(LakeKind::Billing, Some("cur"), nov, nov).await.unwrap()), ["b/cur/11/a.parquet"]);
+    assert_eq!(paths(&store.lake_files(LakeKind::Billing, None, oct, nov).await.unwrap()), ["b/ce/10/a.parquet", "b/cur/10/b-1.parquet", "b/cur/10/b-2.parquet", "b/cur/11/a.parquet"]);
+    assert_eq!(paths(&store.lake_files(LakeKind::Usage, None, oct, nov).await.unwrap()), ["u/file/10/a.parquet"]);
 
-    let sources = store.billing_sources(month("2026-10")).await.unwrap();
-    assert_eq!(sources, vec![(CostSource::CostExplorer, 1), (CostSource::Cur, 3)]);
-    assert_eq!(store.billing_months().await.unwrap(), vec![month("2026-10"), month("2026-11")]);
+    let parts = store.lake_partitions(LakeKind::Billing).await.unwrap();
+    let summary: Vec<(&str, String, i64, i64)> = parts.iter().map(|p| (p.source.as_str(), p.month.to_string(), p.rows, p.version)).collect();
+    assert_eq!(summary, vec![("cost_explorer", "2026-10".into(), 7, 1), ("cur", "2026-10".into(), 3, 2), ("cur", "2026-11".into(), 1, 1)]);
+    assert_eq!(parts[1].first_at, Some(oct.start()));
+    assert_eq!(store.lake_paths().await.unwrap().len(), 6, "superseded files stay known until deleted");
     let batches = store.import_batches(10).await.unwrap();
     assert_eq!(batches.len(), 5);
-    assert_eq!(batches[0].scope, "months 2026-10");
+    assert_eq!((batches[0].kind.as_str(), batches[0].rows, batches[0].replaced), ("billing", 3, 2));
 }
 
-async fn a_failed_import_leaves_the_database_exactly_as_it_was(store: &dyn Store) {
-    let good: Vec<CostLine> = (0..5).map(|h| line(CostSource::Cur, &format!("2026-10-01T0{h}:00:00Z"), "AmazonEC2", "1")).collect();
-    import(store, CostSource::Cur, &["2026-10"], &good).await;
-    let before = total(store, "2026-10", CostSource::Cur).await;
-    let batches_before = store.import_batches(100).await.unwrap().len();
-
-    // 2,500 lines: the first two INSERT chunks succeed, the third breaks a
-    // database constraint (an empty service), so the whole import must roll back.
-    let mut bad: Vec<CostLine> =
-        (0..2500).map(|i| line(CostSource::Cur, &format!("2026-10-{:02}T{:02}:00:00Z", 1 + (i / 24) % 28, i % 24), "AmazonEC2", "2")).collect();
-    bad[2400].service = String::new();
-    let scope = ReplaceScope::BillingMonths(vec![month("2026-10")]);
-    let err = store.replace_cost_lines(CostImport { source: CostSource::Cur, label: "bad.parquet", scope: &scope, lines: &bad }).await;
-    assert!(err.is_err());
-    assert_eq!(total(store, "2026-10", CostSource::Cur).await, before);
-    assert_eq!(store.import_batches(100).await.unwrap().len(), batches_before);
+async fn a_switch_from_a_version_another_writer_replaced_is_refused_and_changes_nothing(store: &dyn Store) {
+    // Two merges read the new partition (version 0 = absent); the first wins.
+    commit(store, LakeKind::Usage, "cloudwatch", &[switch("2026-10", Some(0), 5)], &[file("2026-10", "u/a.parquet", 5)]).await.unwrap();
+    let err = commit(store, LakeKind::Usage, "cloudwatch", &[switch("2026-10", Some(0), 6)], &[file("2026-10", "u/b.parquet", 6)]).await.unwrap_err();
+    assert!(matches!(err, StorageError::Conflict(_)), "{err}");
+    // A merge of version 1 switches; one still holding version 1 then cannot.
+    commit(store, LakeKind::Usage, "cloudwatch", &[switch("2026-10", Some(1), 7)], &[file("2026-10", "u/c.parquet", 7)]).await.unwrap();
+    let err = commit(store, LakeKind::Usage, "cloudwatch", &[switch("2026-10", Some(1), 8)], &[file("2026-10", "u/d.parquet", 8)]).await.unwrap_err();
+    assert!(matches!(err, StorageError::Conflict(_)), "{err}");
+    let current = store.lake_files(LakeKind::Usage, None, month("2026-10"), month("2026-10")).await.unwrap();
+    assert_eq!(paths(&current), ["u/c.parquet"]);
+    assert_eq!(store.lake_paths().await.unwrap(), ["u/a.parquet", "u/c.parquet"], "refused switches named no file");
+    assert_eq!(store.lake_partitions(LakeKind::Usage).await.unwrap()[0].version, 2);
 }
 
-async fn lines_outside_the_import_scope_are_refused(store: &dyn Store) {
-    let lines = vec![line(CostSource::Cur, "2026-11-01T00:00:00Z", "AmazonEC2", "1")];
-    let scope = ReplaceScope::BillingMonths(vec![month("2026-10")]);
-    let err = store.replace_cost_lines(CostImport { source: CostSource::Cur, label: "x", scope: &scope, lines: &lines }).await.unwrap_err();
-    assert!(err.to_string().contains("outside the import's scope"), "{err}");
-    let wrong_source = vec![line(CostSource::Focus, "2026-10-01T00:00:00Z", "AmazonEC2", "1")];
-    assert!(store.replace_cost_lines(CostImport { source: CostSource::Cur, label: "x", scope: &scope, lines: &wrong_source }).await.is_err());
+async fn a_failed_switch_leaves_the_catalog_exactly_as_it_was(store: &dyn Store) {
+    commit(store, LakeKind::Billing, "cur", &[switch("2026-10", None, 1)], &[file("2026-10", "b/a.parquet", 1)]).await.unwrap();
+    let batches = store.import_batches(100).await.unwrap().len();
+    // A file of a month the switch does not replace is refused before anything is written.
+    let err = commit(store, LakeKind::Billing, "cur", &[switch("2026-10", None, 1)], &[file("2026-11", "b/x.parquet", 1)]).await.unwrap_err();
+    assert!(err.to_string().contains("2026-11"), "{err}");
+    // A path already in the catalog breaks its uniqueness half-way: the whole switch rolls back.
+    let files: Vec<NewLakeFile> = (0..1500).map(|i| file("2026-10", &format!("b/n-{i}.parquet"), 1)).chain([file("2026-10", "b/a.parquet", 1)]).collect();
+    assert!(commit(store, LakeKind::Billing, "cur", &[switch("2026-10", None, 1501)], &files).await.is_err());
+    let current = store.lake_files(LakeKind::Billing, None, month("2026-10"), month("2026-10")).await.unwrap();
+    assert_eq!(paths(&current), ["b/a.parquet"]);
+    assert!(store.lake_superseded().await.unwrap().is_empty());
+    assert_eq!(store.lake_partitions(LakeKind::Billing).await.unwrap()[0].version, 1);
+    assert_eq!(store.import_batches(100).await.unwrap().len(), batches);
 }
 
-async fn cost_explorer_windows_replace_the_days_they_cover(store: &dyn Store) {
-    let day = |d: &str, cost: &str| {
-        let mut l = line(CostSource::CostExplorer, &format!("{d}T00:00:00Z"), "AmazonEC2", cost);
-        let p = Period::day(NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap());
-        l.usage_start = p.start();
-        l.usage_end = p.end();
-        l.estimated = true;
-        l
-    };
-    let first = vec![day("2026-10-01", "10"), day("2026-10-02", "10"), day("2026-10-03", "10")];
-    let scope = ReplaceScope::UsageDays { from: NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(), to: NaiveDate::from_ymd_opt(2026, 10, 3).unwrap() };
-    store.replace_cost_lines(CostImport { source: CostSource::CostExplorer, label: "ce", scope: &scope, lines: &first }).await.unwrap();
-    // A restatement of the last two days: day 3 changed.
-    let second = vec![day("2026-10-02", "10"), day("2026-10-03", "12.5")];
-    let scope = ReplaceScope::UsageDays { from: NaiveDate::from_ymd_opt(2026, 10, 2).unwrap(), to: NaiveDate::from_ymd_opt(2026, 10, 3).unwrap() };
-    let s = store.replace_cost_lines(CostImport { source: CostSource::CostExplorer, label: "ce", scope: &scope, lines: &second }).await.unwrap();
-    assert_eq!(s.replaced, 2);
-    assert_eq!(total(store, "2026-10", CostSource::CostExplorer).await, (3, dec("32.5")));
-    let lines = store.cost_lines(&CostLineFilter { source: Some(CostSource::CostExplorer), ..Default::default() }).await.unwrap();
-    assert!(lines.iter().all(|l| l.estimated && l.granularity() == tally_domain::Granularity::Day));
+async fn superseded_files_are_forgotten_once_deleted(store: &dyn Store) {
+    commit(store, LakeKind::Billing, "cur", &[switch("2026-10", None, 1)], &[file("2026-10", "b/a.parquet", 1)]).await.unwrap();
+    commit(store, LakeKind::Billing, "cur", &[switch("2026-10", None, 1)], &[file("2026-10", "b/b.parquet", 1)]).await.unwrap();
+    let old = store.lake_superseded().await.unwrap();
+    assert_eq!(paths(&old), ["b/a.parquet"]);
+    assert!(old[0].superseded_at.is_some());
+    // Forgetting only ever drops superseded files.
+    let current = store.lake_files(LakeKind::Billing, None, month("2026-10"), month("2026-10")).await.unwrap();
+    store.lake_forget(&[old[0].id, current[0].id]).await.unwrap();
+    assert!(store.lake_superseded().await.unwrap().is_empty());
+    assert_eq!(store.lake_paths().await.unwrap(), ["b/b.parquet"]);
 }
 
-async fn money_round_trips_exactly(store: &dyn Store) {
+fn sample(hour: &str, tenant: &str, metric: &str, value: f64) -> UsageSample {
+    UsageSample::new(ts(hour), TenantId::parse(tenant).unwrap(), Metric::parse(metric).unwrap(), value).unwrap()
+}
+
+/// A database of an earlier version (migrations 1-4, raw rows in SQL) moves
+/// its rows partition by partition, then finishes migrating.
+async fn rows_of_an_earlier_version_move_partition_by_partition_exactly(store: &dyn Store) {
     let amounts = ["0.1", "0.2", "0.0000000417", "-12.3456789012", "123456789.123456789", "0"];
-    let lines: Vec<CostLine> = amounts
+    let mut lines: Vec<CostLine> = amounts
         .iter()
         .enumerate()
         .map(|(i, a)| {
@@ -242,42 +265,55 @@ async fn money_round_trips_exactly(store: &dyn Store) {
             l
         })
         .collect();
-    import(store, CostSource::Cur, &["2026-10"], &lines).await;
-    let back = store.cost_lines(&CostLineFilter { billing_month: Some(month("2026-10")), ..Default::default() }).await.unwrap();
-    assert_eq!(back, lines, "every field, including every decimal digit, survives storage");
-    let sum: Decimal = back.iter().map(|l| l.unblended).sum();
-    assert_eq!(sum, dec("123456777.0777779295"));
+    lines.push(line(CostSource::CostExplorer, "2026-11-01T00:00:00Z", "AmazonEC2", "7"));
+    let samples = vec![sample("2026-10-31T23:00:00Z", "acme", "egress_gb", 1.5), sample("2026-11-01T00:00:00Z", "acme", "requests", 100.0).with_workload("api-1")];
+    store.seed_legacy_rows(&lines, "file", &samples).await.unwrap();
+    // Migrating stops before dropping the raw tables while they hold rows.
+    store.migrate().await.unwrap();
+    let status = store.migration_status().await.unwrap();
+    assert_eq!(status.applied.last(), Some(&5), "{status:?}");
+    assert!(!status.is_current());
+
+    let parts = store.legacy_partitions().await.unwrap();
+    let summary: Vec<(LakeKind, &str, String, i64)> = parts.iter().map(|p| (p.kind, p.source.as_str(), p.month.to_string(), p.rows)).collect();
+    assert_eq!(
+        summary,
+        vec![
+            (LakeKind::Billing, "cost_explorer", "2026-11".into(), 1),
+            (LakeKind::Billing, "cur", "2026-10".into(), 6),
+            (LakeKind::Usage, "file", "2026-10".into(), 1),
+            (LakeKind::Usage, "file", "2026-11".into(), 1)
+        ]
+    );
+    let back = store.legacy_cost_lines("cur", month("2026-10")).await.unwrap();
+    assert_eq!(back, lines[..6], "every field, including every decimal digit, survives storage");
+    assert_eq!(store.legacy_usage("file", month("2026-11")).await.unwrap(), samples[1..]);
+    // Each partition's move deletes its rows in the switch's transaction.
+    for p in &parts {
+        let switches = [switch(&p.month.to_string(), Some(0), p.rows)];
+        let files = [file(&p.month.to_string(), &format!("{}/{}/{}.parquet", p.kind, p.source, p.month), p.rows)];
+        let commit = LakeCommit { kind: p.kind, source: &p.source, label: "moved", scope: "months", rows: p.rows, partitions: &switches, files: &files, retire_legacy: true, at: Utc::now() };
+        let done = store.lake_commit(commit).await.unwrap();
+        assert_eq!(done.replaced_rows, p.rows, "the SQL rows it retired");
+    }
+    assert!(store.legacy_partitions().await.unwrap().is_empty());
+    assert_eq!(store.migrate().await.unwrap(), 1);
+    assert!(store.migration_status().await.unwrap().is_current());
+    assert!(store.legacy_partitions().await.unwrap().is_empty(), "no raw tables left to read");
 }
 
-fn sample(hour: &str, tenant: &str, metric: &str, value: f64) -> UsageSample {
-    UsageSample::new(ts(hour), TenantId::parse(tenant).unwrap(), Metric::parse(metric).unwrap(), value).unwrap()
+#[tokio::test]
+async fn sqlite_rows_of_an_earlier_version_move_partition_by_partition_exactly() {
+    let f = Fixture::sqlite_at(4).await;
+    rows_of_an_earlier_version_move_partition_by_partition_exactly(f.store.as_ref()).await;
+    f.cleanup().await;
 }
 
-async fn reimporting_usage_hours_replaces_them_per_metric(store: &dyn Store) {
-    let a = vec![
-        sample("2026-10-01T00:00:00Z", "acme", "egress_gb", 1.0),
-        sample("2026-10-01T01:00:00Z", "acme", "egress_gb", 2.0),
-        sample("2026-10-01T00:00:00Z", "acme", "requests", 100.0).with_workload("api-1"),
-    ];
-    store.replace_usage(UsageImport { source: "file", label: "a.csv", samples: &a }).await.unwrap();
-    // The same hours of egress again, from another delivery: replaced, requests untouched.
-    let b = vec![sample("2026-10-01T00:00:00Z", "acme", "egress_gb", 5.0), sample("2026-10-01T01:00:00Z", "globex", "egress_gb", 3.0)];
-    let s = store.replace_usage(UsageImport { source: "file", label: "b.csv", samples: &b }).await.unwrap();
-    assert_eq!(s.replaced, 2);
-    // Another source's samples for the same hours stay.
-    let c = vec![sample("2026-10-01T00:00:00Z", "acme", "egress_gb", 7.0)];
-    store.replace_usage(UsageImport { source: "cloudwatch", label: "cw", samples: &c }).await.unwrap();
-
-    let all = store.usage(ts("2026-10-01T00:00:00Z"), ts("2026-10-02T00:00:00Z")).await.unwrap();
-    assert_eq!(all.len(), 4);
-    let totals = store.usage_totals(ts("2026-10-01T00:00:00Z"), ts("2026-10-02T00:00:00Z")).await.unwrap();
-    let get = |t: &str, m: &str| totals.iter().find(|x| x.tenant.as_str() == t && x.metric == m).map(|x| x.value);
-    assert_eq!(get("acme", "egress_gb"), Some(12.0));
-    assert_eq!(get("globex", "egress_gb"), Some(3.0));
-    assert_eq!(get("acme", "requests"), Some(100.0));
-    assert_eq!(all.iter().find(|s| s.metric.as_str() == "requests").unwrap().workload.as_deref(), Some("api-1"));
-    // Half-open: the end hour is excluded.
-    assert_eq!(store.usage(ts("2026-10-01T00:00:00Z"), ts("2026-10-01T01:00:00Z")).await.unwrap().len(), 3);
+#[tokio::test]
+async fn postgres_rows_of_an_earlier_version_move_partition_by_partition_exactly() {
+    let f = Fixture::postgres_at(4).await;
+    rows_of_an_earlier_version_move_partition_by_partition_exactly(f.store.as_ref()).await;
+    f.cleanup().await;
 }
 
 async fn revenue_of_a_month_is_replaced_on_reimport(store: &dyn Store) {
@@ -304,82 +340,167 @@ async fn tenants_are_created_once_and_keep_their_names(store: &dyn Store) {
     assert_eq!(all[1].display_name, "globex");
 }
 
-fn alloc(m: &str, day: Option<&str>, who: &str, pool: &str, cost: &str) -> AllocationRow {
+fn alloc(m: &str, who: &str, pool: &str, service: &str, cost: &str) -> AllocationRow {
     AllocationRow {
         month: month(m),
-        day: day.map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap()),
+        day: None,
         allocatee: Allocatee::parse(who).unwrap(),
         pool: PoolId::parse(pool).unwrap(),
-        service: "AmazonEC2".into(),
+        service: service.into(),
         currency: Currency::USD,
         unblended: dec(cost),
-        amortized: dec(cost),
+        amortized: dec(cost) - dec("0.01"),
         driver: Some("cpu_request_vcpu_hours".into()),
         driver_quantity: Some(12.5),
         reason: (who == "__unallocated__").then(|| "no usage of requests in 2026-10".into()),
     }
 }
 
-fn result_set(m: &str, monthly: Vec<AllocationRow>, daily: Vec<AllocationRow>) -> AllocationResultSet {
-    let total: Decimal = monthly.iter().map(|r| r.unblended).sum();
+fn daily(d: &str, key: &str, cost: &str) -> DailyCost {
+    DailyCost { day: NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap(), key: key.into(), currency: Currency::USD, unblended: dec(cost), amortized: dec(cost) - dec("0.01") }
+}
+
+fn result_set(m: &str, monthly: Vec<AllocationRow>, service_daily: Vec<DailyCost>, tenant_daily: Vec<DailyCost>) -> AllocationResultSet {
+    let mut billed: BTreeMap<String, Decimal> = BTreeMap::new();
+    for r in &monthly {
+        *billed.entry(r.service.clone()).or_default() += r.unblended;
+    }
     AllocationResultSet {
         month: month(m),
         source: CostSource::Cur,
         billed_lines: 10,
         usage_rows: 20,
-        billed: vec![BilledTotal { month: month(m), service: "AmazonEC2".into(), currency: Currency::USD, unblended: total, amortized: total, lines: 10 }],
+        billed: billed
+            .iter()
+            .map(|(s, t)| BilledTotal { month: month(m), service: s.clone(), currency: Currency::USD, unblended: *t, amortized: *t, lines: 10 })
+            .collect(),
         explanations: vec![Explanation {
             month: month(m),
             allocatee: Allocatee::parse("acme").unwrap(),
             pool: PoolId::parse("eks_compute").unwrap(),
             method: "node split".into(),
-            driver: Some("cpu_request_vcpu_hours".into()),
+            driver: Some("allocated_vcpu_hours".into()),
             driver_quantity: Some(12.5),
             pool_driver_quantity: Some(50.0),
             share: 0.25,
-            pool_unblended: total,
-            allocated_unblended: total / dec("4"),
-            pool_amortized: total,
-            allocated_amortized: total / dec("4"),
+            pool_unblended: dec("12.50"),
+            allocated_unblended: dec("3.125"),
+            pool_amortized: dec("12.50"),
+            allocated_amortized: dec("3.125"),
         }],
         monthly,
-        daily,
+        service_daily,
+        tenant_daily,
+        usage: vec![UsageTotal { month: month(m), tenant: TenantId::parse("acme").unwrap(), metric: "requests".into(), value: 1500.5 }],
+        inputs: format!("inputs of {m}"),
         created_at: Utc::now(),
     }
+}
+
+/// Groups as `(key, unblended, amortized)`, sorted by key (collations differ between databases).
+fn costs(rows: Vec<tally_storage::CostRow>) -> Vec<(String, Decimal, Decimal)> {
+    let mut out: Vec<(String, Decimal, Decimal)> = rows
+        .into_iter()
+        .map(|r| {
+            let key = [r.month.map(|m| m.to_string()), r.day.map(|d| d.to_string()), r.allocatee, r.pool, r.service].into_iter().flatten().collect::<Vec<_>>().join("/");
+            (key, r.unblended, r.amortized)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
 }
 
 async fn allocation_results_replace_the_month_atomically(store: &dyn Store) {
     let first = result_set(
         "2026-10",
-        vec![alloc("2026-10", None, "acme", "eks_compute", "10.00"), alloc("2026-10", None, "__idle__", "eks_compute", "2.50")],
-        vec![alloc("2026-10", Some("2026-10-01"), "acme", "eks_compute", "10.00"), alloc("2026-10", Some("2026-10-02"), "__idle__", "eks_compute", "2.50")],
+        vec![alloc("2026-10", "acme", "eks_compute", "AmazonEC2", "10.00"), alloc("2026-10", "__idle__", "eks_compute", "AmazonEC2", "2.50")],
+        vec![daily("2026-10-01", "AmazonEC2", "12.50")],
+        vec![daily("2026-10-01", "acme", "10.00"), daily("2026-10-01", "__idle__", "2.50")],
     );
     store.replace_allocation(&first).await.unwrap();
-    store.replace_allocation(&result_set("2026-11", vec![alloc("2026-11", None, "acme", "shared", "1")], vec![])).await.unwrap();
+    store
+        .replace_allocation(&result_set(
+            "2026-11",
+            vec![alloc("2026-11", "acme", "shared", "AmazonS3", "1.0001")],
+            vec![daily("2026-11-03", "AmazonS3", "1.0001")],
+            vec![daily("2026-11-03", "acme", "1.0001")],
+        ))
+        .await
+        .unwrap();
     let second = result_set(
         "2026-10",
-        vec![alloc("2026-10", None, "acme", "eks_compute", "11.00"), alloc("2026-10", None, "__unallocated__", "transfer", "1.50")],
-        vec![],
+        vec![
+            alloc("2026-10", "acme", "eks_compute", "AmazonEC2", "11.00"),
+            alloc("2026-10", "acme", "transfer", "AWSDataTransfer", "0.07"),
+            alloc("2026-10", "__unallocated__", "transfer", "AWSDataTransfer", "1.50"),
+        ],
+        vec![daily("2026-10-02", "AmazonEC2", "11.00"), daily("2026-10-02", "AWSDataTransfer", "1.57")],
+        vec![daily("2026-10-02", "acme", "11.07"), daily("2026-10-02", "__unallocated__", "1.50")],
     );
     store.replace_allocation(&second).await.unwrap();
 
     let oct = store.allocation_rows(&AllocationFilter::months(month("2026-10"), month("2026-10"))).await.unwrap();
     // Ordered by allocatee: `__unallocated__` sorts before tenant ids.
-    let expected: Vec<AllocationRow> = vec![second.monthly[1].clone(), second.monthly[0].clone()];
-    assert_eq!(oct, expected);
-    let mut daily_filter = AllocationFilter::months(month("2026-10"), month("2026-10"));
-    daily_filter.daily = true;
-    assert!(store.allocation_rows(&daily_filter).await.unwrap().is_empty(), "old daily rows went with the month");
-    let both = store.allocation_rows(&AllocationFilter::months(month("2026-10"), month("2026-11"))).await.unwrap();
-    assert_eq!(both.len(), 3);
+    assert_eq!(oct, vec![second.monthly[2].clone(), second.monthly[0].clone(), second.monthly[1].clone()]);
     let mut only_acme = AllocationFilter::months(month("2026-10"), month("2026-11"));
     only_acme.allocatee = Some("acme".into());
-    assert_eq!(store.allocation_rows(&only_acme).await.unwrap().len(), 2);
-    assert_eq!(store.billed_totals(month("2026-10")).await.unwrap()[0].unblended, dec("12.50"));
+    assert_eq!(store.allocation_rows(&only_acme).await.unwrap().len(), 3);
+
+    // Sums come from the rollups, exact to the last digit on both backends.
+    let q = |dims: Vec<CostDim>| CostQuery { from: month("2026-10"), to: month("2026-11"), dims, allocatee: None, pool: None, service: None };
+    assert_eq!(
+        costs(store.monthly_costs(&q(vec![CostDim::Allocatee])).await.unwrap()),
+        vec![("__unallocated__".into(), dec("1.50"), dec("1.49")), ("acme".into(), dec("12.0701"), dec("12.0401"))]
+    );
+    assert_eq!(
+        costs(store.monthly_costs(&q(vec![CostDim::Month])).await.unwrap()),
+        vec![("2026-10".into(), dec("12.57"), dec("12.54")), ("2026-11".into(), dec("1.0001"), dec("0.9901"))]
+    );
+    assert_eq!(costs(store.monthly_costs(&q(vec![])).await.unwrap()), vec![(String::new(), dec("13.5701"), dec("13.5301"))]);
+    let mut by_pool = q(vec![CostDim::Pool, CostDim::Service]);
+    by_pool.allocatee = Some("acme".into());
+    assert_eq!(
+        costs(store.monthly_costs(&by_pool).await.unwrap()),
+        vec![("eks_compute/AmazonEC2".into(), dec("11.00"), dec("10.99")), ("shared/AmazonS3".into(), dec("1.0001"), dec("0.9901")), ("transfer/AWSDataTransfer".into(), dec("0.07"), dec("0.06"))]
+    );
+    let mut none = q(vec![CostDim::Allocatee]);
+    none.from = month("2027-01");
+    none.to = month("2027-01");
+    assert!(store.monthly_costs(&none).await.unwrap().is_empty());
+
+    let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+    let dq = |by: Option<DailyBy>, per_day: bool| DailyQuery { from: day("2026-10-01"), to: day("2026-12-01"), by, allocatee: None, service: None, per_day };
+    assert_eq!(
+        costs(store.daily_costs(&dq(Some(DailyBy::Service), true)).await.unwrap()),
+        vec![
+            ("2026-10/2026-10-02/AWSDataTransfer".into(), dec("1.57"), dec("1.56")),
+            ("2026-10/2026-10-02/AmazonEC2".into(), dec("11.00"), dec("10.99")),
+            ("2026-11/2026-11-03/AmazonS3".into(), dec("1.0001"), dec("0.9901"))
+        ],
+        "the old month's days went with it"
+    );
+    let mut acme_days = dq(Some(DailyBy::Allocatee), true);
+    acme_days.allocatee = Some("acme".into());
+    assert_eq!(
+        costs(store.daily_costs(&acme_days).await.unwrap()),
+        vec![("2026-10/2026-10-02/acme".into(), dec("11.07"), dec("11.06")), ("2026-11/2026-11-03/acme".into(), dec("1.0001"), dec("0.9901"))]
+    );
+    assert_eq!(costs(store.daily_costs(&dq(None, false)).await.unwrap()), vec![(String::new(), dec("13.5701"), dec("13.5401"))]);
+    let mut both = dq(Some(DailyBy::Service), true);
+    both.allocatee = Some("acme".into());
+    assert!(store.daily_costs(&both).await.is_err(), "a tenant's daily cost per service is not kept");
+
+    let usage = store.usage_totals(month("2026-10"), month("2026-11"), Some(&TenantId::parse("acme").unwrap())).await.unwrap();
+    assert_eq!(usage.len(), 2);
+    assert_eq!(usage[0].value, 1500.5);
+    assert_eq!(store.pool_quantities(month("2026-10"), month("2026-10"), "eks_compute", None).await.unwrap(), vec![(month("2026-10"), "acme".into(), 12.5)]);
+    assert_eq!(store.billed_totals(month("2026-10")).await.unwrap()[1].unblended, dec("11.00"));
     let ex = store.explanations(month("2026-10"), Some("acme")).await.unwrap();
     assert_eq!(ex.len(), 1);
     assert_eq!(ex[0].allocated_unblended, dec("3.125"));
-    assert_eq!(store.allocation_runs().await.unwrap().len(), 2);
+    let runs = store.allocation_runs().await.unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0].inputs.as_deref(), Some("inputs of 2026-10"));
 }
 
 async fn tokens_are_found_by_hash_and_can_be_revoked(store: &dyn Store) {

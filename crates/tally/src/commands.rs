@@ -24,10 +24,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     let url = database_url(&cli, &config, &data_dir);
     match cli.command {
         Command::Migrate => {
-            let store = tally_storage::connect(&url).await.with_context(|| format!("opening {}", tally_storage::redact(&url)))?;
-            let applied = store.migrate().await?;
-            let status = store.migration_status().await?;
-            println!("{} migration(s) applied; the database is at version {:?}", applied, status.applied.last().copied().unwrap_or(0));
+            let app = open(config, data_dir, &url).await?;
+            let swept = app.lake.sweep(std::time::Duration::from_secs(3600)).await?;
+            let status = app.store.migration_status().await?;
+            println!("the database is at version {}; the columnar store is at {}", status.applied.last().copied().unwrap_or(0), app.lake.location());
+            if swept.superseded + swept.orphans > 0 {
+                println!("swept {} replaced and {} unfinished file(s) from the store", swept.superseded, swept.orphans);
+            }
             Ok(ExitCode::SUCCESS)
         }
         command => {
@@ -63,10 +66,27 @@ fn database_url(cli: &Cli, config: &Config, data_dir: &Path) -> String {
 async fn open(config: Config, data_dir: PathBuf, url: &str) -> Result<App> {
     std::fs::create_dir_all(&data_dir).with_context(|| format!("creating the data directory {}", data_dir.display()))?;
     let store = tally_storage::connect(url).await.with_context(|| format!("opening the database {}", tally_storage::redact(url)))?;
-    let applied = store.migrate().await.context("migrating the database")?;
+    let holder = format!("{}:{}", hostname(), std::process::id());
+    let mut app = App::new(store.clone(), Arc::new(config), Arc::new(SystemClock), data_dir, holder).context("opening the columnar store")?;
+    // A test of crash safety pauses an import between writing its files and switching the catalog.
+    if let Some(ms) = std::env::var("TALLY_TEST_PAUSE_BEFORE_SWITCH_MS").ok().and_then(|v| v.parse::<u64>().ok()) {
+        let lake = tally_lake::Lake::open(app.config.storage.lake.as_deref(), &app.data_dir, store.clone())?
+            .with_faults(tally_lake::Faults { pause_before_switch: Some(std::time::Duration::from_millis(ms)) });
+        app.lake = Arc::new(lake);
+    }
+    let (applied, moved) = tally_jobs::migrate(&app).await.context("migrating the database")?;
     if applied > 0 {
         tracing::info!(applied, "database migrated");
     }
+    if moved.partitions > 0 {
+        eprintln!(
+            "moved {} billing line(s) and {} usage sample(s) from the database into the columnar store at {}",
+            moved.billing_lines,
+            moved.usage_samples,
+            app.lake.location()
+        );
+    }
+    let config = app.config.clone();
     let tenants: Vec<tally_domain::Tenant> = config
         .tenants
         .iter()
@@ -76,8 +96,7 @@ async fn open(config: Config, data_dir: PathBuf, url: &str) -> Result<App> {
     if !tenants.is_empty() {
         store.upsert_tenants(&tenants).await?;
     }
-    let holder = format!("{}:{}", hostname(), std::process::id());
-    Ok(App { store, config: Arc::new(config), clock: Arc::new(SystemClock), data_dir, holder })
+    Ok(app)
 }
 
 fn hostname() -> String {
@@ -165,7 +184,7 @@ async fn dispatch(app: App, command: Command) -> Result<ExitCode> {
             let months: Vec<Month> = match (m, from, to, all) {
                 (Some(m), _, _, _) => vec![month(&m, "--month")?],
                 (None, Some(f), Some(t), _) => month(&f, "--from")?.through(month(&t, "--to")?).collect(),
-                (None, _, _, true) => app.store.billing_months().await?,
+                (None, _, _, true) => app.lake.billing_months().await?,
                 _ => bail!("say which months: --month YYYY-MM, --from YYYY-MM --to YYYY-MM, or --all"),
             };
             if months.is_empty() {
@@ -203,17 +222,34 @@ async fn dispatch(app: App, command: Command) -> Result<ExitCode> {
         Command::Export(ExportCommand::Focus { month: m, out, format }) => {
             let m = month(&m, "--month")?;
             let runs = app.store.allocation_runs().await?;
-            let source = runs.iter().find(|r| r.month == m).and_then(|r| r.source.parse().ok());
-            let lines = app.store.cost_lines(&tally_storage::CostLineFilter { billing_month: Some(m), source, ..Default::default() }).await?;
-            if lines.is_empty() {
-                bail!("no billing lines for {m}: import a CUR or FOCUS export first");
+            let source = match runs.iter().find(|r| r.month == m).and_then(|r| r.source.parse().ok()) {
+                Some(s) => s,
+                None => tally_jobs::allocate::month_source(&app, m).await?,
+            };
+            // The month streams from the store into the file, batch by batch.
+            let sink: Box<dyn std::io::Write + Send> = match (&out, format) {
+                (Some(p), _) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("writing {}", p.display()))?)),
+                (None, FileFormat::Csv) => Box::new(std::io::stdout()),
+                (None, FileFormat::Parquet) => bail!("Parquet needs --out FILE"),
+            };
+            let writer = std::sync::Arc::new(std::sync::Mutex::new(Some(match format {
+                FileFormat::Csv => FocusOut::Csv(tally_reports::focus::FocusCsv::new(sink)?),
+                FileFormat::Parquet => FocusOut::Parquet(tally_reports::focus::FocusParquet::new(sink)?),
+            })));
+            let slot = writer.clone();
+            let lines = app
+                .lake
+                .each_line_batch(source, m, 50_000, move |lines| match slot.lock().expect("writer").as_mut().expect("open") {
+                    FocusOut::Csv(w) => w.write(&lines).map_err(|e| e.to_string()),
+                    FocusOut::Parquet(w) => w.write(&lines).map_err(|e| e.to_string()),
+                })
+                .await?;
+            match writer.lock().expect("writer").take().expect("open") {
+                FocusOut::Csv(w) => w.finish()?.flush()?,
+                FocusOut::Parquet(w) => w.finish()?.flush()?,
             }
-            match format {
-                FileFormat::Csv => write_out(out.as_deref(), &tally_reports::focus::focus_csv(&lines)?)?,
-                FileFormat::Parquet => {
-                    let path = out.ok_or_else(|| anyhow!("Parquet needs --out FILE"))?;
-                    tally_reports::focus::focus_parquet(&lines, &path)?;
-                }
+            if lines == 0 {
+                bail!("no billing lines for {m}: import a CUR or FOCUS export first");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -267,6 +303,12 @@ async fn dispatch(app: App, command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The writer of `tally export focus`.
+enum FocusOut {
+    Csv(tally_reports::focus::FocusCsv<Box<dyn std::io::Write + Send>>),
+    Parquet(tally_reports::focus::FocusParquet<Box<dyn std::io::Write + Send>>),
 }
 
 fn write_out(out: Option<&Path>, bytes: &[u8]) -> Result<()> {
@@ -447,7 +489,7 @@ async fn bind(listen: std::net::SocketAddr) -> Result<tokio::net::TcpListener> {
 
 async fn serve_until_shutdown(app: &App, listener: tokio::net::TcpListener) -> Result<()> {
     let listen = listener.local_addr()?;
-    let state = tally_api::ApiState::new(app.store.clone(), app.config.clone(), app.clock.clone(), Arc::new(app.clone()));
+    let state = tally_api::ApiState::new(app.store.clone(), app.lake.clone(), app.config.clone(), app.clock.clone(), Arc::new(app.clone()));
     tracing::info!(%listen, "serving the API and dashboard");
     tally_api::serve(listener, tally_api::router(state), shutdown_signal()).await.context("serving")?;
     Ok(())

@@ -7,17 +7,16 @@ mod round;
 mod split;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::PathBuf;
 
 use chrono::NaiveDate;
 use polars::prelude::*;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
-use tally_domain::{Allocatee, AllocationConfig, AllocationRow, CostLine, Currency, Explanation, Month, PoolId, UsageSample};
-
-pub use input::{cur2_lines, usage_parquet};
-
-use crate::read::decimal_from_f64;
+use tally_domain::{Allocatee, AllocationConfig, AllocationRow, CostLine, Currency, Explanation, Month, PoolId, TenantId, UsageSample};
+use tally_lake::decimal::decimal_of;
+use tally_lake::scan::{scan_billing, scan_usage};
+use tally_lake::schema::{lines_frame, usage_frame};
 
 /// Collects lazy frames with polars' streaming engine, which reads and
 /// aggregates the files in morsels on every core (measured faster than the
@@ -41,16 +40,41 @@ pub struct ServiceTotal {
     pub lines: usize,
 }
 
+/// A day's cost of one service or one allocatee.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DailyTotal {
+    pub day: NaiveDate,
+    /// The service, or the allocatee (tenant id, `__idle__`, ...).
+    pub key: String,
+    pub unblended: Decimal,
+    pub amortized: Decimal,
+}
+
+/// A tenant's usage of one metric over the month.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricTotal {
+    pub tenant: TenantId,
+    pub metric: String,
+    pub value: f64,
+}
+
 /// Everything one allocation of one month produced.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MonthAllocation {
     pub month: Month,
     /// One row per allocatee x service x pool; per service they sum to the bill, to the cent.
     pub monthly: Vec<AllocationRow>,
-    /// The same per day; per day and service they sum to that day's bill, to the cent.
-    pub daily: Vec<AllocationRow>,
+    /// Per day and service: each day's bill, to the cent.
+    pub service_daily: Vec<DailyTotal>,
+    /// Per day and allocatee; per day they sum to that day's bill, to the cent.
+    pub tenant_daily: Vec<DailyTotal>,
+    /// Each tenant's usage per metric over the month's hours.
+    pub usage: Vec<MetricTotal>,
     pub explanations: Vec<Explanation>,
     pub billed: Vec<ServiceTotal>,
+    /// Billing lines and usage samples read.
+    pub billed_lines: usize,
+    pub usage_rows: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,15 +94,13 @@ struct Targets {
     daily: BTreeMap<(i32, String), (Decimal, Decimal)>,
 }
 
-fn epoch_day(date: NaiveDate) -> i32 {
-    (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
-}
-
 fn date_of(day: i32) -> NaiveDate {
     NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch") + chrono::Duration::days(day as i64)
 }
 
-/// Allocates one billing month of `lines` with the `usage` of the hours they cover.
+/// Allocates one billing month of `lines` with the `usage` of the hours
+/// they cover, given as domain values (tests and small callers). The lines
+/// are sorted first, so that their order cannot change a floating-point sum.
 pub fn allocate_month(
     cfg: &AllocationConfig,
     currency: Currency,
@@ -92,72 +114,88 @@ pub fn allocate_month(
     if let Some(l) = lines.iter().find(|l| l.billing_month != month) {
         return Err(AllocationError::Input(format!("a line of {} in the allocation of {month}", l.billing_month)));
     }
-    let mut targets = Targets { monthly: BTreeMap::new(), daily: BTreeMap::new() };
-    for l in lines {
-        let m = targets.monthly.entry(l.service.clone()).or_default();
-        m.0 += l.unblended;
-        m.1 += l.amortized;
-        m.2 += 1;
-        let d = targets.daily.entry((epoch_day(l.day()), l.service.clone())).or_default();
-        d.0 += l.unblended;
-        d.1 += l.amortized;
-    }
-    let lf = input::lines_frame(lines)?.lazy();
-    let uf = input::usage_frame(usage)?.lazy();
-    finish(cfg, currency, month, lf, uf, targets)
+    let mut order: Vec<&CostLine> = lines.iter().collect();
+    order.sort_by(|a, b| {
+        (a.usage_start, a.usage_end, &a.service, &a.usage_type, &a.resource_id, a.line_type, &a.tenant, &a.operation)
+            .cmp(&(b.usage_start, b.usage_end, &b.service, &b.usage_type, &b.resource_id, b.line_type, &b.tenant, &b.operation))
+            .then(a.unblended.cmp(&b.unblended))
+            .then(a.amortized.cmp(&b.amortized))
+    });
+    let sorted: Vec<CostLine> = order.into_iter().cloned().collect();
+    let mut samples: Vec<&UsageSample> = usage.iter().collect();
+    samples.sort_by(|a, b| {
+        (a.hour, &a.tenant, &a.metric, &a.resource_id, &a.workload).cmp(&(b.hour, &b.tenant, &b.metric, &b.resource_id, &b.workload)).then(a.value.total_cmp(&b.value))
+    });
+    let samples: Vec<UsageSample> = samples.into_iter().cloned().collect();
+    allocate_frames(cfg, currency, month, lines_frame(&sorted)?.lazy(), usage_frame(&samples)?.lazy())
 }
 
-/// Allocates a month straight from a CUR 2.0 Parquet file and a usage
-/// Parquet file, without building domain values (the benchmark path).
-/// Totals are the files' own floating-point sums.
-pub fn allocate_files(
-    cfg: &AllocationConfig,
-    currency: Currency,
-    month: Month,
-    tenant_tag_key: &str,
-    cur: &Path,
-    usage: &Path,
-) -> Result<MonthAllocation, AllocationError> {
+/// Allocates a month from the store's files: the billing lines of one
+/// source's month and the usage files that cover its hours.
+pub fn allocate(cfg: &AllocationConfig, currency: Currency, month: Month, billing: &[PathBuf], usage: &[PathBuf]) -> Result<MonthAllocation, AllocationError> {
+    allocate_frames(cfg, currency, month, scan_billing(billing)?, scan_usage(usage)?)
+}
+
+fn allocate_frames(cfg: &AllocationConfig, currency: Currency, month: Month, lake_lines: LazyFrame, lake_usage: LazyFrame) -> Result<MonthAllocation, AllocationError> {
     let t = std::time::Instant::now();
-    let lines = input::cur2_lines(cur, tenant_tag_key)?.run()?;
-    stage("read lines", t);
-    let t = std::time::Instant::now();
-    let sums = lines
+    // Exact totals per day and service, from the decimals in the files.
+    let sums = lake_lines
         .clone()
-        .lazy()
-        .with_column(col("start_ms").floor_div(lit(86_400_000i64)).cast(DataType::Int32).alias("day"))
-        .group_by([col("day"), col("service")])
-        .agg([col("unblended").sum(), col("amortized").sum(), col("unblended").count().alias("n")])
+        .group_by([(col("usage_start").dt().timestamp(TimeUnit::Milliseconds).floor_div(lit(86_400_000i64))).cast(DataType::Int32).alias("day"), col("service"), col("currency")])
+        .agg([col("unblended").sum(), col("amortized").sum(), len().alias("n"), col("usage_start").min().alias("first"), col("usage_end").max().alias("last")])
         .run()?;
     let mut targets = Targets { monthly: BTreeMap::new(), daily: BTreeMap::new() };
-    let (d, s, u, a, n) = (
-        sums.column("day")?.i32()?,
-        sums.column("service")?.str()?,
-        sums.column("unblended")?.f64()?,
-        sums.column("amortized")?.f64()?,
-        sums.column("n")?.idx()?,
-    );
-    let dec = |x: Option<f64>| decimal_from_f64(x.unwrap_or(0.0)).map_err(AllocationError::Input);
+    let (d, s, c) = (sums.column("day")?.i32()?, sums.column("service")?.str()?, sums.column("currency")?.str()?);
+    let (u, a, n) = (sums.column("unblended")?.decimal()?.physical(), sums.column("amortized")?.decimal()?.physical(), sums.column("n")?.idx()?);
+    let (first, last) = (sums.column("first")?.datetime()?.physical().min(), sums.column("last")?.datetime()?.physical().max());
+    let mut billed_lines = 0;
     for i in 0..sums.height() {
-        let (uu, aa) = (dec(u.get(i))?, dec(a.get(i))?);
+        if let Some(other) = c.get(i).filter(|code| *code != currency.code()) {
+            return Err(AllocationError::Input(format!("{other} lines in a {currency} allocation; import them again with currency_rates configured")));
+        }
+        let (uu, aa) = (decimal_of(u.get(i).unwrap_or(0)), decimal_of(a.get(i).unwrap_or(0)));
         let svc = s.get(i).unwrap_or_default().to_owned();
+        let lines = n.get(i).unwrap_or(0) as usize;
+        billed_lines += lines;
         let m = targets.monthly.entry(svc.clone()).or_default();
         m.0 += uu;
         m.1 += aa;
-        m.2 += n.get(i).unwrap_or(0) as usize;
-        targets.daily.insert((d.get(i).unwrap_or(0), svc), (uu, aa));
+        m.2 += lines;
+        let e = targets.daily.entry((d.get(i).unwrap_or(0), svc)).or_default();
+        e.0 += uu;
+        e.1 += aa;
     }
     stage("exact totals", t);
-    let uf = input::usage_parquet(usage)?;
-    finish(cfg, currency, month, lines.lazy(), uf, targets)
+    let t = std::time::Instant::now();
+    let lines = input::lines(lake_lines).run()?;
+    stage("read lines", t);
+    // Usage over the hours the lines cover, and each tenant's usage of the month.
+    let (from_ms, to_ms) = (first.unwrap_or(month.start().timestamp_millis()), last.unwrap_or(month.end().timestamp_millis()));
+    let usage = input::usage(lake_usage.clone(), from_ms.min(month.start().timestamp_millis()), to_ms.max(month.end().timestamp_millis()));
+    let mut allocation = finish(cfg, currency, month, lines.lazy(), input::usage(lake_usage, from_ms, to_ms), targets)?;
+    let t = std::time::Instant::now();
+    let month_usage = usage
+        .filter(col("hour_ms").gt_eq(lit(month.start().timestamp_millis())).and(col("hour_ms").lt(lit(month.end().timestamp_millis()))))
+        .group_by([col("tenant"), col("metric")])
+        .agg([col("value").sum(), len().alias("n")])
+        .sort(["tenant", "metric"], SortMultipleOptions::default())
+        .run()?;
+    let (tn, mt, v, n) = (month_usage.column("tenant")?.str()?, month_usage.column("metric")?.str()?, month_usage.column("value")?.f64()?, month_usage.column("n")?.idx()?);
+    for i in 0..month_usage.height() {
+        allocation.usage_rows += n.get(i).unwrap_or(0) as usize;
+        let Ok(tenant) = TenantId::parse(tn.get(i).unwrap_or_default()) else { continue };
+        allocation.usage.push(MetricTotal { tenant, metric: mt.get(i).unwrap_or_default().to_owned(), value: quantity(v.get(i).unwrap_or(0.0)) });
+    }
+    allocation.billed_lines = billed_lines;
+    stage("usage totals", t);
+    Ok(allocation)
 }
 
-/// The floating-point split of a month straight from files, summed per
+/// The floating-point split of a month from the store's files, summed per
 /// allocatee and pool before any rounding: for comparing with another
 /// implementation of the same method (the DuckDB benchmark).
-pub fn split_totals(cfg: &AllocationConfig, cur: &Path, usage: &Path, tenant_tag_key: &str) -> Result<Vec<(String, String, f64, f64)>, AllocationError> {
-    let lines = input::cur2_lines(cur, tenant_tag_key)?;
-    let split = split::split(lines, input::usage_parquet(usage)?, cfg)?;
+pub fn split_totals(cfg: &AllocationConfig, billing: &[PathBuf], usage: &[PathBuf]) -> Result<Vec<(String, String, f64, f64)>, AllocationError> {
+    let split = split::split(input::lines(scan_billing(billing)?), input::usage(scan_usage(usage)?, i64::MIN, i64::MAX), cfg)?;
     let totals = split
         .rows
         .lazy()
@@ -251,12 +289,11 @@ fn finish(
             return Err(AllocationError::Conservation(format!("{month} {svc}: billed {eu:.6}/{ea:.6}, allocated {:.6}/{:.6}", got.0, got.1)));
         }
     }
-    // Rounds the run of rows [from, to) against a target and appends them.
+    // Rounds the run of monthly rows [from, to) against a target and appends them.
     let mut emit = |out: &mut Vec<AllocationRow>,
                     from: usize,
                     to: usize,
                     target: (Decimal, Decimal),
-                    day: Option<NaiveDate>,
                     cols: (&StringChunked, &StringChunked, &StringChunked, &StringChunked, &Float64Chunked, &Float64Chunked)| {
         let (service, pool, who, reason, u, a) = cols;
         let us: Vec<f64> = (from..to).map(|i| u.get(i).unwrap_or(0.0)).collect();
@@ -271,7 +308,7 @@ fn finish(
             let (allocatee, pool_id) = parsed(w, p);
             out.push(AllocationRow {
                 month,
-                day,
+                day: None,
                 allocatee,
                 pool: pool_id,
                 service: service.get(i).unwrap_or_default().to_owned(),
@@ -279,7 +316,7 @@ fn finish(
                 unblended: ru[k],
                 amortized: ra[k],
                 driver: driver_of(p),
-                driver_quantity: if day.is_none() { qty_of(p, w) } else { None },
+                driver_quantity: qty_of(p, w),
                 reason: reason.get(i).map(str::to_owned),
             });
         }
@@ -291,39 +328,69 @@ fn finish(
         if i == monthly.height() || m_service.get(i) != m_service.get(start) {
             let svc = m_service.get(start).unwrap_or_default();
             let t = targets.monthly.get(svc).map(|t| (t.0, t.1)).unwrap_or_default();
-            emit(&mut monthly_rows, start, i, t, None, cols);
+            emit(&mut monthly_rows, start, i, t, cols);
             start = i;
         }
     }
     // Daily: the split's rows are sorted by day, service, pool, allocatee, reason.
     let rows = &split.rows;
-    let (d_day, d_service, d_pool, d_who, d_reason, d_u, d_a) = (
+    let (d_day, d_service, d_who, d_u, d_a) = (
         rows.column("day")?.i32()?,
         rows.column("service")?.str()?,
-        rows.column("pool")?.str()?,
         rows.column("allocatee")?.str()?,
-        rows.column("reason")?.str()?,
         rows.column("unblended")?.f64()?,
         rows.column("amortized")?.f64()?,
     );
-    let mut daily_rows = Vec::with_capacity(rows.height());
-    let cols = (d_service, d_pool, d_who, d_reason, d_u, d_a);
+    // Each day and service rounded against that day's bill, then kept per
+    // service and per allocatee (the rollups the reports read).
+    let mut by_service: BTreeMap<(i32, String), (Decimal, Decimal)> = BTreeMap::new();
+    let mut by_allocatee: BTreeMap<(i32, String), (Decimal, Decimal)> = BTreeMap::new();
     let mut start = 0;
     for i in 1..=rows.height() {
         if i == rows.height() || d_day.get(i) != d_day.get(start) || d_service.get(i) != d_service.get(start) {
             let (day, svc) = (d_day.get(start).unwrap_or(0), d_service.get(start).unwrap_or_default().to_owned());
-            let t = targets.daily.get(&(day, svc)).copied().unwrap_or_default();
-            emit(&mut daily_rows, start, i, t, Some(date_of(day)), cols);
+            let t = targets.daily.get(&(day, svc.clone())).copied().unwrap_or_default();
+            let us: Vec<f64> = (start..i).map(|k| d_u.get(k).unwrap_or(0.0)).collect();
+            let am: Vec<f64> = (start..i).map(|k| d_a.get(k).unwrap_or(0.0)).collect();
+            let ru = round::largest_remainder(&us, round(t.0), minor);
+            let ra = round::largest_remainder(&am, round(t.1), minor);
+            let s = by_service.entry((day, svc)).or_default();
+            s.0 += round(t.0);
+            s.1 += round(t.1);
+            for (k, row) in (start..i).enumerate() {
+                if ru[k].is_zero() && ra[k].is_zero() {
+                    continue;
+                }
+                let e = by_allocatee.entry((day, d_who.get(row).unwrap_or_default().to_owned())).or_default();
+                e.0 += ru[k];
+                e.1 += ra[k];
+            }
             start = i;
         }
     }
+    let daily = |m: BTreeMap<(i32, String), (Decimal, Decimal)>| -> Vec<DailyTotal> {
+        m.into_iter()
+            .filter(|(_, (u, a))| !u.is_zero() || !a.is_zero())
+            .map(|((day, key), (unblended, amortized))| DailyTotal { day: date_of(day), key, unblended, amortized })
+            .collect()
+    };
     let sort_key = |r: &AllocationRow| (r.day, r.service.clone(), r.pool.clone(), r.allocatee.clone(), r.reason.clone());
     monthly_rows.sort_by_key(sort_key);
-    daily_rows.sort_by_key(sort_key);
     stage("round", t);
     let explanations = explain(month, &monthly_rows, &split);
     let billed = targets.monthly.into_iter().map(|(service, (u, a, n))| ServiceTotal { service, unblended: u, amortized: a, lines: n }).collect();
-    Ok(MonthAllocation { month, monthly: monthly_rows, daily: daily_rows, explanations, billed })
+    Ok(MonthAllocation {
+        month,
+        monthly: monthly_rows,
+        service_daily: daily(by_service),
+        tenant_daily: daily(by_allocatee),
+        usage: Vec::new(),
+        explanations,
+        billed,
+        billed_lines: 0,
+        usage_rows: 0,
+    })
+
 }
 
 /// Driver quantities as people read them: six decimal places, which also

@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use tally_allocation::read::{read_cur, read_focus, read_revenue, read_usage};
-use tally_allocation::{ReadError, ReadOptions};
+use tally_lake::read::{read_cur, read_focus, read_revenue, read_usage};
+use tally_lake::{ReadError, ReadOptions};
 use tally_domain::Currency;
 
 const HEADER: &str = "identity/LineItemId,bill/BillingPeriodStartDate,lineItem/UsageStartDate,lineItem/UsageEndDate,lineItem/ProductCode,lineItem/UsageType,lineItem/LineItemType,lineItem/UnblendedCost,lineItem/CurrencyCode,resourceTags/user:tenant";
@@ -106,7 +106,7 @@ fn several_currencies_in_a_period_need_a_rate_table() {
     let mut o = opts();
     o.rates.insert(Currency::parse("EUR").unwrap(), "1.10".parse().unwrap());
     let f = read_cur(&p, &o).unwrap();
-    assert_eq!(f.lines[1].unblended.to_string(), "0.21120");
+    assert_eq!(f.lines[1].unblended, "0.21120".parse::<tally_domain::Decimal>().unwrap());
     assert!(f.lines.iter().all(|l| l.currency == Currency::USD));
 }
 
@@ -117,7 +117,7 @@ fn a_focus_file_with_json_tags_names_its_tenant() {
     let f = read_focus(&write(dir.path(), "f.csv", text), &opts()).unwrap();
     assert_eq!(f.lines[0].service, "AmazonRDS");
     assert_eq!(f.lines[0].tenant.as_ref().unwrap().as_str(), "globex");
-    assert_eq!(f.lines[0].amortized.to_string(), "1.20");
+    assert_eq!(f.lines[0].amortized, "1.20".parse::<tally_domain::Decimal>().unwrap());
     let bad = text.replace("{\"\"user:tenant\"\": \"\"Globex\"\"}", "not json");
     let e = read_focus(&write(dir.path(), "g.csv", &bad), &opts()).unwrap_err();
     assert_eq!((e.row, e.column.as_deref()), (Some(1), Some("Tags")));
