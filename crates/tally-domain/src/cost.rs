@@ -229,17 +229,26 @@ impl CostLine {
     /// after the start, both from 1970 through 9999, and a start within a
     /// month of its billing month.
     pub fn check(service: &str, usage_start: DateTime<Utc>, usage_end: DateTime<Utc>, billing_month: Month) -> Result<(), ValidationError> {
+        Self::check_ms(service, usage_start.timestamp_millis(), usage_end.timestamp_millis(), billing_month)
+    }
+
+    /// [`CostLine::check`] on milliseconds since the epoch (readers holding columns).
+    pub fn check_ms(service: &str, start_ms: i64, end_ms: i64, billing_month: Month) -> Result<(), ValidationError> {
+        let time = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).map_or_else(|| format!("{ms} ms since 1970"), |t| t.to_rfc3339());
         if service.trim().is_empty() {
             return Err(ValidationError::new("service", service, "a non-empty AWS product code"));
         }
-        crate::check_instant("usage start", usage_start)?;
-        crate::check_instant("usage end", usage_end)?;
-        if usage_end <= usage_start {
-            return Err(ValidationError::new("usage period", format!("{}/{}", usage_start.to_rfc3339(), usage_end.to_rfc3339()), "an end after the start"));
+        for (what, ms) in [("usage start", start_ms), ("usage end", end_ms)] {
+            if !(crate::FIRST_INSTANT_MS..crate::END_INSTANT_MS).contains(&ms) {
+                return Err(ValidationError::new(what, time(ms), "a time from 1970 through 9999"));
+            }
         }
-        let near = Duration::days(31);
-        if usage_start < billing_month.start() - near || usage_start >= billing_month.end() + near {
-            return Err(ValidationError::new("usage period", usage_start.to_rfc3339(), format!("a usage start near its billing month {billing_month}")));
+        if end_ms <= start_ms {
+            return Err(ValidationError::new("usage period", format!("{}/{}", time(start_ms), time(end_ms)), "an end after the start"));
+        }
+        let near = Duration::days(31).num_milliseconds();
+        if start_ms < billing_month.start().timestamp_millis() - near || start_ms >= billing_month.end().timestamp_millis() + near {
+            return Err(ValidationError::new("usage period", time(start_ms), format!("a usage start near its billing month {billing_month}")));
         }
         Ok(())
     }

@@ -95,6 +95,34 @@ pub fn f64_units(v: f64) -> Result<i128, String> {
     parse_units(buf.format_finite(v))
 }
 
+/// [`f64_units`] with a small cache: a bill repeats its rates and amounts
+/// (every instance-hour of a type costs the same), so most floats of a
+/// column were converted a few rows earlier.
+#[derive(Debug)]
+pub struct FloatUnits {
+    slots: Vec<(u64, i128)>,
+}
+
+impl Default for FloatUnits {
+    fn default() -> Self {
+        // A bit pattern no finite float has, so that an empty slot never matches.
+        Self { slots: vec![(u64::MAX, 0); 4096] }
+    }
+}
+
+impl FloatUnits {
+    pub fn units(&mut self, v: f64) -> Result<i128, String> {
+        let bits = v.to_bits();
+        let slot = ((bits ^ (bits >> 29) ^ (bits >> 47)) as usize) & (self.slots.len() - 1);
+        if self.slots[slot].0 == bits {
+            return Ok(self.slots[slot].1);
+        }
+        let u = f64_units(v)?;
+        self.slots[slot] = (bits, u);
+        Ok(u)
+    }
+}
+
 /// A decimal as units, rounding half away from zero beyond eighteen places.
 pub fn units_of(d: Decimal) -> Result<i128, String> {
     let scale = d.scale();
@@ -168,6 +196,15 @@ mod tests {
         assert_eq!(decimal_of(f64_units(4.17e-11).unwrap()), d("0.0000000000417"));
         assert_eq!(decimal_of(f64_units(12345.67).unwrap()), d("12345.67"));
         assert!(f64_units(f64::NAN).is_err());
+    }
+
+    #[test]
+    fn the_cache_gives_what_the_conversion_gives() {
+        let mut cache = FloatUnits::default();
+        for v in [0.192, 0.1, 0.192, -3.5, 1e-11, 0.192, f64::from_bits(u64::MAX - 1).abs().min(1.0)] {
+            assert_eq!(cache.units(v).unwrap(), f64_units(v).unwrap(), "{v}");
+        }
+        assert!(cache.units(f64::NAN).is_err());
     }
 
     #[test]

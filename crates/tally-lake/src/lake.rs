@@ -14,7 +14,7 @@ use tally_storage::{LakeCommit, LakeCommitted, LakeFile, LakeKind, PartitionSwit
 
 use crate::decimal::decimal_of;
 use crate::objects::Objects;
-use crate::parts::{Parts, Staged};
+use crate::parts::{Parts, Staged, Writer};
 use crate::read::{ReadError, ReadOptions, read_cur_batches, read_focus_batches, read_usage_batches};
 use crate::scan::{run, scan_files};
 use crate::schema::{lines_frame, usage_frame};
@@ -181,13 +181,14 @@ impl Lake {
     pub async fn import_billing(&self, source: CostSource, label: &str, files: &[PathBuf], format: BillingFormat, opts: &ReadOptions) -> Result<Imported> {
         let (staging, src, files, opts) = (self.staging.clone(), source.as_str().to_owned(), files.to_vec(), opts.clone());
         let (staged, totals, summary) = blocking(move || {
-            let mut parts = Parts::new(&staging, LakeKind::Billing, &src).map_err(|e| LakeError::Store(format!("{}: {e}", staging.display())))?;
+            let parts = Parts::new(&staging, LakeKind::Billing, &src).map_err(|e| LakeError::Store(format!("{}: {e}", staging.display())))?;
+            let writer = Writer::spawn(parts);
             let mut totals: BTreeMap<Month, (usize, i128, i128)> = BTreeMap::new();
             let mut summary = crate::read::ReadSummary::default();
             for f in &files {
                 let mut sink = |df: DataFrame| -> std::result::Result<(), ReadError> {
                     add_totals(&df, &mut totals).map_err(|e| ReadError::polars(f, e))?;
-                    parts.write_split(&df).map_err(|e| ReadError::file(f, format!("cannot write to the columnar store: {e}")))
+                    writer.write(df).map_err(|e| ReadError::file(f, format!("cannot write to the columnar store: {e}")))
                 };
                 let read = match format {
                     BillingFormat::Cur => read_cur_batches(f, &opts, &mut sink),
@@ -200,12 +201,12 @@ impl Lake {
                         summary.warnings.extend(s.warnings.into_iter().map(|w| format!("{}: {w}", f.display())));
                     }
                     Err(e) => {
-                        parts.discard();
+                        writer.discard();
                         return Err(e.into());
                     }
                 }
             }
-            Ok((parts.finish()?, totals, summary))
+            Ok((writer.finish()?, totals, summary))
         })
         .await?;
         if totals.is_empty() {
@@ -255,12 +256,13 @@ impl Lake {
     pub async fn import_usage_file(&self, source: &str, label: &str, path: &Path) -> Result<Imported> {
         let (staging, src, p) = (self.staging.clone(), source.to_owned(), path.to_path_buf());
         let (staged, summary) = blocking(move || {
-            let mut parts = Parts::new(&staging, LakeKind::Usage, &src).map_err(|e| LakeError::Store(format!("{}: {e}", staging.display())))?;
-            let read = read_usage_batches(&p, &mut |df| parts.write_split(&df).map_err(|e| ReadError::file(&p, format!("cannot write to the columnar store: {e}"))));
+            let parts = Parts::new(&staging, LakeKind::Usage, &src).map_err(|e| LakeError::Store(format!("{}: {e}", staging.display())))?;
+            let writer = Writer::spawn(parts);
+            let read = read_usage_batches(&p, &mut |df| writer.write(df).map_err(|e| ReadError::file(&p, format!("cannot write to the columnar store: {e}"))));
             match read {
-                Ok(s) => Ok((parts.finish()?, s)),
+                Ok(s) => Ok((writer.finish()?, s)),
                 Err(e) => {
-                    parts.discard();
+                    writer.discard();
                     Err(e.into())
                 }
             }

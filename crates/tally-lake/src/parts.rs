@@ -145,6 +145,48 @@ impl Parts {
     }
 }
 
+/// [`Parts`] on a thread of its own, so that encoding and compressing one
+/// batch overlaps reading and converting the next.
+pub(crate) struct Writer {
+    tx: Option<std::sync::mpsc::SyncSender<DataFrame>>,
+    handle: std::thread::JoinHandle<PolarsResult<Parts>>,
+}
+
+impl Writer {
+    pub(crate) fn spawn(mut parts: Parts) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<DataFrame>(2);
+        let handle = std::thread::spawn(move || {
+            for df in rx {
+                parts.write_split(&df)?;
+            }
+            Ok(parts)
+        });
+        Self { tx: Some(tx), handle }
+    }
+
+    /// Queues a lake frame; fails when the writer has stopped on an error.
+    pub(crate) fn write(&self, df: DataFrame) -> Result<(), String> {
+        self.tx.as_ref().expect("open").send(df).map_err(|_| "the writer stopped".to_owned())
+    }
+
+    fn join(mut self) -> PolarsResult<Parts> {
+        drop(self.tx.take());
+        self.handle.join().map_err(|_| polars_err!(ComputeError: "the writer thread panicked"))?
+    }
+
+    /// Waits for the queued frames to be written and closes the files.
+    pub(crate) fn finish(self) -> PolarsResult<Vec<Staged>> {
+        self.join()?.finish()
+    }
+
+    /// Deletes whatever was written.
+    pub(crate) fn discard(self) {
+        if let Ok(parts) = self.join() {
+            parts.discard();
+        }
+    }
+}
+
 fn close(month: Month, o: Open) -> PolarsResult<Staged> {
     o.writer.finish()?;
     let bytes = std::fs::metadata(&o.local).map(|m| m.len() as i64).map_err(|e| polars_err!(ComputeError: "{}: {e}", o.local.display()))?;

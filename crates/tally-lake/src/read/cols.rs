@@ -10,14 +10,23 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use polars::prelude::*;
 
 use super::ReadError;
-use crate::decimal::{self, ONE, f64_units, parse_units};
+use crate::decimal::{self, FloatUnits, ONE, parse_units};
 
 /// The row-number column every batch carries.
 pub(crate) const ROW: &str = "__row";
 
 pub(crate) fn is_null_text(s: &str) -> bool {
+    // Long values with no space at either end are never null: skip the trim.
+    if s.len() > 4 && !has_outer_space(s) {
+        return false;
+    }
     let t = s.trim();
     t.is_empty() || t == "NULL" || t == "\\N" || t == "null"
+}
+
+/// Whether text starts or ends with white space.
+fn has_outer_space(s: &str) -> bool {
+    s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace)
 }
 
 /// One batch of a file's rows.
@@ -63,7 +72,7 @@ impl<'a> Batch<'a> {
             other => return Err(self.type_error(name, other, "text")),
         };
         let ca = s.str().map_err(|e| ReadError::polars(self.path, e))?;
-        if ca.iter().all(|v| v.is_none_or(|t| !t.is_empty() && !is_null_text(t) && t.trim().len() == t.len())) {
+        if ca.iter().all(|v| v.is_none_or(|t| !is_null_text(t) && !has_outer_space(t))) {
             return Ok(ca.clone().with_name(name.into()));
         }
         Ok(StringChunked::from_iter_options(name.into(), ca.iter().map(|v| v.map(str::trim).filter(|t| !is_null_text(t)))))
@@ -82,14 +91,15 @@ impl<'a> Batch<'a> {
     /// Amounts as exact units of 10⁻¹⁸: floats by their shortest round-trip
     /// spelling, text exactly as written.
     pub(crate) fn money(&self, name: &str) -> Result<Int128Chunked, ReadError> {
-        let Some(c) = self.column(name) else { return Ok(Int128Chunked::full_null(name.into(), self.height())) };
+        let Some(c) = self.column(name).filter(|c| c.null_count() < c.len()) else { return Ok(Int128Chunked::full_null(name.into(), self.height())) };
         let s = c.as_materialized_series();
         let bad = |i: usize, m: String| self.cell(i, name, m);
         let out: Vec<Option<i128>> = match s.dtype() {
             DataType::Float64 | DataType::Float32 => {
                 let f = s.cast(&DataType::Float64).map_err(|e| ReadError::polars(self.path, e))?;
                 let f = f.f64().map_err(|e| ReadError::polars(self.path, e))?;
-                f.iter().enumerate().map(|(i, v)| v.map(|v| f64_units(v).map_err(|m| bad(i, m))).transpose()).collect::<Result<_, _>>()?
+                let mut cache = FloatUnits::default();
+                f.iter().enumerate().map(|(i, v)| v.map(|v| cache.units(v).map_err(|m| bad(i, m))).transpose()).collect::<Result<_, _>>()?
             }
             d if d.is_integer() => {
                 let n = s.cast(&DataType::Int64).map_err(|e| ReadError::polars(self.path, e))?;
@@ -127,6 +137,14 @@ impl<'a> Batch<'a> {
             other => return Err(self.type_error(name, other, "a number")),
         };
         Ok(Int128Chunked::from_iter_options(name.into(), out.into_iter()))
+    }
+
+    /// [`Batch::money`] of several columns at once, on every core.
+    pub(crate) fn moneys<const N: usize>(&self, names: [&str; N]) -> Result<[Int128Chunked; N], ReadError> {
+        use rayon::prelude::*;
+        let done: Vec<Result<Int128Chunked, ReadError>> = names.par_iter().map(|n| self.money(n)).collect();
+        let done: Vec<Int128Chunked> = done.into_iter().collect::<Result<_, _>>()?;
+        Ok(done.try_into().unwrap_or_else(|_| unreachable!("one result per name")))
     }
 
     /// Numbers as floats (usage quantities, not money).
@@ -228,6 +246,40 @@ impl<'a> Batch<'a> {
             other => Err(self.type_error(name, other, "a MAP of strings")),
         }
     }
+}
+
+/// For each of `keys`, the value every row of a MAP column gives it (the
+/// first entry with that key), without building the rows' maps.
+pub(crate) fn map_values<'a>(list: &'a ListChunked, keys: &[&str]) -> Result<Vec<Vec<Option<&'a str>>>, String> {
+    use polars_arrow::array::{Array, StructArray, Utf8ViewArray};
+    let mut out: Vec<Vec<Option<&str>>> = keys.iter().map(|_| Vec::with_capacity(list.len())).collect();
+    for arr in list.downcast_iter() {
+        let offsets = arr.offsets();
+        let entries = arr.values().as_any().downcast_ref::<StructArray>().ok_or("a MAP entry without key and value")?;
+        if entries.values().len() < 2 {
+            return Err("a MAP entry without key and value".into());
+        }
+        let k = entries.values()[0].as_any().downcast_ref::<Utf8ViewArray>().ok_or("MAP keys are not text")?;
+        let v = entries.values()[1].as_any().downcast_ref::<Utf8ViewArray>().ok_or("MAP values are not text")?;
+        for i in 0..arr.len() {
+            for o in out.iter_mut() {
+                o.push(None);
+            }
+            if !arr.is_valid(i) {
+                continue;
+            }
+            for j in offsets[i] as usize..offsets[i + 1] as usize {
+                let Some(key) = k.get(j) else { continue };
+                if let Some(slot) = keys.iter().position(|want| *want == key) {
+                    let cell = out[slot].last_mut().expect("pushed above");
+                    if cell.is_none() {
+                        *cell = v.get(j).filter(|x| !is_null_text(x));
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The key/value pairs of every row of a MAP column, as borrowed text.

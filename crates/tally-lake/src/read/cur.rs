@@ -10,7 +10,7 @@ use polars::prelude::*;
 use rust_decimal::Decimal;
 use tally_domain::{CostSource, LineType};
 
-use super::cols::{Batch, athena_name, map_entries};
+use super::cols::{Batch, athena_name, map_entries, map_values};
 use super::lines::{Currencies, Lines, Names};
 use super::{BATCH_ROWS, Batches, FileLines, ReadError, ReadOptions, ReadSummary, TenantTags, collect_lines};
 use crate::decimal::{decimal_of, units_of};
@@ -124,13 +124,22 @@ pub fn read_cur_batches(path: &Path, opts: &ReadOptions, sink: &mut dyn FnMut(Da
     let mut currencies = Currencies::default();
     let mut kinds: HashMap<String, LineType> = HashMap::new();
     let mut rows = 0;
+    let (mut t_read, mut t_convert, mut t_sink) = (0.0, 0.0, 0.0);
+    let mut t = std::time::Instant::now();
     for df in batches {
         let df = df?;
+        t_read += t.elapsed().as_secs_f64();
+        t = std::time::Instant::now();
         let b = Batch::new(&df, path)?;
         let out = cur_batch(&b, opts, &tag_columns, &mut tenants, &mut currencies, &mut kinds)?;
+        t_convert += t.elapsed().as_secs_f64();
+        t = std::time::Instant::now();
         rows += out.height();
         sink(out)?;
+        t_sink += t.elapsed().as_secs_f64();
+        t = std::time::Instant::now();
     }
+    tracing::debug!(file = %path.display(), rows, read_s = t_read, convert_s = t_convert, write_s = t_sink, "read a CUR file");
     Ok(ReadSummary { rows, warnings: tenants.warning().into_iter().collect(), tenants: tenants.seen, metrics: Default::default() })
 }
 
@@ -161,34 +170,51 @@ fn cur_batch(
         })
         .collect();
     let currency = b.required_text("line_item_currency_code")?;
-    let unblended: Vec<i128> = b.money("line_item_unblended_cost")?.iter().map(|v| v.unwrap_or(0)).collect();
-    let net_unblended: Vec<i128> = b.money("line_item_net_unblended_cost")?.iter().zip(&unblended).map(|(v, u)| v.unwrap_or(*u)).collect();
-    let usage_amount: Vec<i128> = b.money("line_item_usage_amount")?.iter().map(|v| v.unwrap_or(0)).collect();
-    let list_cost: Vec<Option<i128>> = b.money("pricing_public_on_demand_cost")?.iter().collect();
+    let [u, net, amount, list, p0, p1, p2, p3, p4, p5] = b.moneys([
+        "line_item_unblended_cost",
+        "line_item_net_unblended_cost",
+        "line_item_usage_amount",
+        "pricing_public_on_demand_cost",
+        PARTS[0],
+        PARTS[1],
+        PARTS[2],
+        PARTS[3],
+        PARTS[4],
+        PARTS[5],
+    ])?;
+    let unblended: Vec<i128> = u.iter().map(|v| v.unwrap_or(0)).collect();
+    let net_unblended: Vec<i128> = net.iter().zip(&unblended).map(|(v, u)| v.unwrap_or(*u)).collect();
+    let usage_amount: Vec<i128> = amount.iter().map(|v| v.unwrap_or(0)).collect();
+    let list_cost: Vec<Option<i128>> = list.iter().collect();
     let payer = b.text("bill_payer_account_id")?;
     let account = b.text("line_item_usage_account_id")?;
-    let or_empty = |ca: &StringChunked| StringChunked::from_iter_values(ca.name().clone(), ca.iter().map(|v| v.unwrap_or_default()));
+    let or_empty = |ca: &StringChunked| -> Result<StringChunked, ReadError> {
+        if ca.null_count() == 0 {
+            return Ok(ca.clone());
+        }
+        let filled = ca.clone().into_series().fill_null(FillNullStrategy::Zero).map_err(|e| ReadError::polars(b.path, e));
+        filled.and_then(|s| s.str().cloned().map_err(|e| ReadError::polars(b.path, e)))
+    };
     let usage_account = StringChunked::from_iter_values("usage_account".into(), account.iter().zip(payer.iter()).map(|(a, p)| a.or(p).unwrap_or_default()));
     let az = b.text("line_item_availability_zone")?;
 
     // CUR 2.0 keeps product attributes in the `product` MAP.
     let product = b.map("product")?;
-    let product = product.as_ref().map(map_entries).transpose().map_err(|m| ReadError::column(b.path, "product", m))?;
-    let attr = |i: usize, keys: &[&str]| -> Option<&str> {
-        let entries = product.as_ref()?.get(i)?;
-        keys.iter().find_map(|k| entries.iter().find(|(key, _)| key == k).map(|(_, v)| *v))
+    const ATTRS: [&str; 4] = ["instance_type", "instanceType", "region_code", "region"];
+    let attrs = match &product {
+        Some(p) => map_values(p, &ATTRS).map_err(|m| ReadError::column(b.path, "product", m))?,
+        None => ATTRS.iter().map(|_| vec![None; n]).collect(),
     };
     let instance_type = b.text("product_instance_type")?;
-    let instance_type =
-        StringChunked::from_iter_options("instance_type".into(), (0..n).map(|i| instance_type.get(i).or_else(|| attr(i, &["instance_type", "instanceType"]))));
+    let instance_type = StringChunked::from_iter_options("instance_type".into(), (0..n).map(|i| instance_type.get(i).or(attrs[0][i]).or(attrs[1][i])));
     let (region_code, region) = (b.text("product_region_code")?, b.text("product_region")?);
     let region = StringChunked::from_iter_options(
         "region".into(),
         (0..n).map(|i| {
             region_code
                 .get(i)
-                .or_else(|| attr(i, &["region_code"]))
-                .or_else(|| attr(i, &["region"]))
+                .or(attrs[2][i])
+                .or(attrs[3][i])
                 .or_else(|| region.get(i))
                 .or_else(|| az.get(i).map(|z| z.trim_end_matches(|c: char| c.is_ascii_alphabetic())))
                 .filter(|r| !r.is_empty())
@@ -197,20 +223,54 @@ fn cur_batch(
 
     // Tags: the CUR 2.0 `resource_tags` MAP, or legacy `resource_tags_*` columns.
     let map = b.map("resource_tags")?;
-    let map_rows = map.as_ref().map(map_entries).transpose().map_err(|m| ReadError::column(b.path, "resource_tags", m))?;
     let columns: Vec<(String, StringChunked)> = tag_columns
         .iter()
         .map(|c| Ok((c["resource_tags_".len()..].to_owned(), b.text(c)?)))
         .collect::<Result<_, ReadError>>()?;
-    let mut tenant: Vec<Option<String>> = vec![None; n];
     let tenant_keys: Vec<bool> = columns.iter().map(|(k, _)| tenants.is_tenant_key(k)).collect();
-    for i in 0..n {
+    // The MAP's keys that name the tenant tag (`user_tenant`, `user:tenant`, ...).
+    let map_keys: Vec<String> = match &map {
+        Some(m) => {
+            let mut keys: Vec<String> = Vec::new();
+            for arr in m.downcast_iter() {
+                if let Some(entries) = arr.values().as_any().downcast_ref::<polars_arrow::array::StructArray>()
+                    && let Some(k) = entries.values().first().and_then(|a| a.as_any().downcast_ref::<polars_arrow::array::Utf8ViewArray>())
+                {
+                    for key in k.iter().flatten() {
+                        if !keys.iter().any(|x| x == key) && tenants.is_tenant_key(key) {
+                            keys.push(key.to_owned());
+                        }
+                    }
+                }
+            }
+            keys
+        }
+        None => Vec::new(),
+    };
+    let key_refs: Vec<&str> = map_keys.iter().map(String::as_str).collect();
+    let map_tenant = match (&map, key_refs.is_empty()) {
+        (Some(m), false) => map_values(m, &key_refs).map_err(|e| ReadError::column(b.path, "resource_tags", e))?,
+        _ => Vec::new(),
+    };
+    let mut tenant: Vec<Option<String>> = vec![None; n];
+    let mut last: Option<(&str, Option<String>)> = None;
+    for (i, slot) in tenant.iter_mut().enumerate() {
         let from_column = columns.iter().zip(&tenant_keys).find_map(|((_, c), is)| if *is { c.get(i) } else { None });
-        let value = match from_column {
-            Some(v) => Some(v),
-            None => map_rows.as_ref().and_then(|rows| rows[i].iter().find(|(k, _)| tenants.is_tenant_key(k)).map(|(_, v)| *v)),
+        let value = from_column.or_else(|| map_tenant.iter().find_map(|vals| vals[i]));
+        *slot = match (value, &last) {
+            (None, _) => None,
+            (Some(v), Some((lv, t))) if *lv == v => {
+                if t.is_none() {
+                    tenants.note_bad(v);
+                }
+                t.clone()
+            }
+            (Some(v), _) => {
+                let t = tenants.tenant(v).map(str::to_owned);
+                last = Some((v, t.clone()));
+                t
+            }
         };
-        tenant[i] = value.and_then(|v| tenants.tenant(v)).map(str::to_owned);
     }
     let tags = if columns.is_empty() {
         match &map {
@@ -218,6 +278,7 @@ fn cur_batch(
             None => Series::full_null("tags".into(), n, &crate::schema::tags_type()),
         }
     } else {
+        let map_rows = map.as_ref().map(map_entries).transpose().map_err(|m| ReadError::column(b.path, "resource_tags", m))?;
         let mut triples: Vec<(IdxSize, &str, &str)> = Vec::new();
         for i in 0..n {
             if let Some(rows) = &map_rows {
@@ -230,11 +291,15 @@ fn cur_batch(
 
     let ri_arn = b.text("reservation_reservation_a_r_n")?;
     let sp_arn = b.text("savings_plan_savings_plan_a_r_n")?;
-    let parts: Vec<Int128Chunked> = PARTS.iter().map(|p| b.money(p)).collect::<Result<_, _>>()?;
+    // Most bills have no commitments: their parts are all null.
+    let parts = [p0, p1, p2, p3, p4, p5];
+    let has_parts = parts.iter().any(|p| p.null_count() < p.len());
+    let part_values: Vec<Vec<Option<i128>>> = if has_parts { parts.iter().map(|p| p.iter().collect()).collect() } else { Vec::new() };
+    let reservation: Vec<bool> = ri_arn.iter().map(|a| a.is_some()).collect();
     let amortized: Vec<i128> = (0..n)
         .map(|i| {
-            let p: [Option<i128>; 6] = std::array::from_fn(|k| parts[k].get(i));
-            amortized_units(kind[i], unblended[i], p, ri_arn.get(i).is_some())
+            let p: [Option<i128>; 6] = if has_parts { std::array::from_fn(|k| part_values[k][i]) } else { [None; 6] };
+            amortized_units(kind[i], unblended[i], p, reservation[i])
         })
         .collect();
     let commitment = StringChunked::from_iter_options("commitment_id".into(), (0..n).map(|i| ri_arn.get(i).or(sp_arn.get(i))));
@@ -243,11 +308,11 @@ fn cur_batch(
         usage_start,
         usage_end,
         billing_start,
-        payer_account: or_empty(&payer),
+        payer_account: or_empty(&payer)?,
         usage_account,
         service,
-        usage_type: or_empty(&b.text("line_item_usage_type")?),
-        operation: or_empty(&b.text("line_item_operation")?),
+        usage_type: or_empty(&b.text("line_item_usage_type")?)?,
+        operation: or_empty(&b.text("line_item_operation")?)?,
         resource_id: b.text("line_item_resource_id")?,
         region,
         availability_zone: az,
@@ -314,5 +379,18 @@ mod tests {
         let p = EffectiveCostParts::default();
         assert_eq!(amortized_cost_of(LineType::Fee, "1200".parse().unwrap(), &p, true), Decimal::ZERO);
         assert_eq!(amortized_cost_of(LineType::Fee, "1200".parse().unwrap(), &p, false), "1200".parse::<Decimal>().unwrap());
+    }
+}
+
+#[cfg(test)]
+mod fill_tests {
+    use polars::prelude::*;
+
+    /// The reader fills absent account ids, usage types and operations so.
+    #[test]
+    fn zero_fill_of_text_is_the_empty_string() {
+        let ca = StringChunked::from_iter_options("x".into(), [Some("a"), None].into_iter());
+        let s = ca.into_series().fill_null(FillNullStrategy::Zero).unwrap();
+        assert_eq!(s.str().unwrap().get(1), Some(""));
     }
 }

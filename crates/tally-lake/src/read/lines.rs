@@ -68,23 +68,39 @@ impl Lines {
         let mut months: Vec<Month> = Vec::with_capacity(n);
         let mut month_text: BTreeMap<Month, String> = BTreeMap::new();
         let mut codes: Vec<Currency> = Vec::with_capacity(n);
+        // Most lines of a file share their billing period and currency: parse each once.
+        let mut last_from: Option<(i64, Month)> = None;
+        let mut last_code: Option<(&str, Currency)> = None;
         for i in 0..n {
-            let start = instant(self.usage_start.get(i).unwrap_or(i64::MIN));
-            let end = instant(self.usage_end.get(i).unwrap_or(i64::MIN));
+            let (start, end) = (self.usage_start.get(i).unwrap_or(i64::MIN), self.usage_end.get(i).unwrap_or(i64::MIN));
             let (from, column) = match self.billing_start.get(i) {
-                Some(ms) => (instant(ms), names.billing_start),
+                Some(ms) => (ms, names.billing_start),
                 None => (start, names.start),
             };
-            let month = Month::checked_of(from).map_err(|e| b.cell(i, column, e.to_string()))?;
-            CostLine::check(self.service.get(i).unwrap_or_default(), start, end, month).map_err(|e| b.cell(i, names.end, e.to_string()))?;
+            let month = match last_from {
+                Some((ms, m)) if ms == from => m,
+                _ => {
+                    let m = Month::checked_of(instant(from)).map_err(|e| b.cell(i, column, e.to_string()))?;
+                    last_from = Some((from, m));
+                    m
+                }
+            };
+            CostLine::check_ms(self.service.get(i).unwrap_or_default(), start, end, month).map_err(|e| b.cell(i, names.end, e.to_string()))?;
             months.push(month);
             month_text.entry(month).or_insert_with(|| month.to_string());
             let code = self.currency.get(i).unwrap_or_default();
-            let c = match currencies.parsed.get(code) {
-                Some(c) => *c,
-                None => {
-                    let c = Currency::parse(code).map_err(|_| b.cell(i, names.currency, format!("unknown currency {code:?}")))?;
-                    currencies.parsed.insert(code.to_owned(), c);
+            let c = match last_code {
+                Some((k, c)) if k == code => c,
+                _ => {
+                    let c = match currencies.parsed.get(code) {
+                        Some(c) => *c,
+                        None => {
+                            let c = Currency::parse(code).map_err(|_| b.cell(i, names.currency, format!("unknown currency {code:?}")))?;
+                            currencies.parsed.insert(code.to_owned(), c);
+                            c
+                        }
+                    };
+                    last_code = Some((code, c));
                     c
                 }
             };

@@ -273,6 +273,11 @@ impl TenantTags {
         t.map(TenantId::as_str)
     }
 
+    /// Counts one more line carrying `value`, already known not to be a tenant id.
+    pub(crate) fn note_bad(&mut self, value: &str) {
+        *self.bad.entry(value.to_owned()).or_default() += 1;
+    }
+
     pub(crate) fn warning(&self) -> Option<String> {
         if self.bad.is_empty() {
             return None;

@@ -33,13 +33,22 @@ pub fn read_usage_batches(path: &Path, sink: &mut dyn FnMut(DataFrame) -> Result
     let mut tenants: HashMap<String, TenantId> = HashMap::new();
     let mut metrics: HashMap<String, Metric> = HashMap::new();
     let mut rows = 0;
+    let (mut t_read, mut t_convert, mut t_sink) = (0.0, 0.0, 0.0);
+    let mut t = std::time::Instant::now();
     for df in batches {
         let df = df?;
+        t_read += t.elapsed().as_secs_f64();
+        t = std::time::Instant::now();
         let b = Batch::new(&df, path)?;
         let out = usage_batch(&b, &mut tenants, &mut metrics)?;
+        t_convert += t.elapsed().as_secs_f64();
+        t = std::time::Instant::now();
         rows += out.height();
         sink(out)?;
+        t_sink += t.elapsed().as_secs_f64();
+        t = std::time::Instant::now();
     }
+    tracing::debug!(file = %path.display(), rows, read_s = t_read, convert_s = t_convert, write_s = t_sink, "read a usage file");
     Ok(ReadSummary { rows, warnings: Vec::new(), tenants: tenants.into_values().collect(), metrics: metrics.into_keys().collect() })
 }
 
