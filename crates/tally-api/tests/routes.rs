@@ -16,7 +16,7 @@ use tally_domain::{
     Allocatee, AllocationOutcome, AllocationRow, AllocationTrigger, Config, CostSource, Currency, Explanation, ManualClock, Money, Month, PoolId, RevenueEntry,
     Tenant, TenantId,
 };
-use tally_storage::{AllocationResultSet, BilledTotal, SqliteStore, Store};
+use tally_storage::{AllocationResultSet, BilledTotal, DailyCost, SqliteStore, Store, UsageTotal};
 use tower::ServiceExt;
 
 /// Records the months it was asked to allocate (the real allocator is tested in tally-jobs).
@@ -80,10 +80,10 @@ async fn spawn_app(rate_limit: u32) -> TestApp {
         row("globex", "shared", "AmazonS3", "1.00"),
         row("__unallocated__", "transfer", "AWSDataTransfer", "2.25"),
     ];
-    let mut daily: Vec<AllocationRow> = monthly.clone();
-    for r in &mut daily {
-        r.day = Some(chrono::NaiveDate::from_ymd_opt(2026, 10, 3).unwrap());
-    }
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 10, 3).unwrap();
+    let daily = |key: &str, cost: &str| DailyCost { day, key: key.into(), currency: Currency::USD, unblended: d(cost), amortized: d(cost) };
+    let service_daily = vec![daily("AWSELB", "10.00"), daily("AmazonS3", "2.50"), daily("AWSDataTransfer", "2.25")];
+    let tenant_daily = vec![daily("acme", "7.50"), daily("globex", "5.00"), daily("__unallocated__", "2.25")];
     let billed = [("AWSELB", "10.00"), ("AmazonS3", "2.50"), ("AWSDataTransfer", "2.25")]
         .into_iter()
         .map(|(s, c)| BilledTotal { month: oct(), service: s.into(), currency: Currency::USD, unblended: d(c), amortized: d(c), lines: 3 })
@@ -109,9 +109,12 @@ async fn spawn_app(rate_limit: u32) -> TestApp {
             billed_lines: 9,
             usage_rows: 4,
             monthly,
-            daily,
+            service_daily,
+            tenant_daily,
+            usage: vec![UsageTotal { month: oct(), tenant: acme.clone(), metric: "requests".into(), value: 6.0 }],
             billed,
             explanations: vec![explanation("acme", 6.0), explanation("globex", 4.0)],
+            inputs: "test".into(),
             created_at: now,
         })
         .await
@@ -126,7 +129,8 @@ async fn spawn_app(rate_limit: u32) -> TestApp {
     config.server.rate_limit_per_minute = rate_limit;
     let clock = Arc::new(ManualClock::new(now));
     let allocator = Arc::new(RecordingAllocator::default());
-    let state = ApiState::new(store.clone(), Arc::new(config), clock, allocator.clone());
+    let lake = Arc::new(tally_lake::Lake::open(None, dir.path(), store.clone()).unwrap());
+    let state = ApiState::new(store.clone(), lake, Arc::new(config), clock, allocator.clone());
     let mut tokens = BTreeMap::new();
     for (name, role, tenant) in
         [("admin", Role::Admin, None), ("finance", Role::Finance, None), ("viewer", Role::Viewer, None), ("tenant", Role::Tenant, Some(acme.clone()))]
@@ -179,7 +183,8 @@ const ROLES: [&str; 4] = ["admin", "finance", "viewer", "tenant"];
 fn matrix() -> Vec<(Method, &'static str, Option<&'static str>, [u16; 4])> {
     vec![
         (Method::GET, "/api/v1/costs?month=2026-10", None, [200, 200, 200, 200]),
-        (Method::GET, "/api/v1/costs?month=2026-10&group_by=day,service", None, [200, 200, 200, 200]),
+        (Method::GET, "/api/v1/costs?month=2026-10&group_by=day,service", None, [200, 200, 200, 400]),
+        (Method::GET, "/api/v1/costs?month=2026-10&group_by=day,tenant", None, [200, 200, 200, 200]),
         (Method::GET, "/api/v1/tenants?month=2026-10", None, [200, 200, 200, 200]),
         (Method::GET, "/api/v1/tenants/acme?month=2026-10", None, [200, 200, 200, 200]),
         (Method::GET, "/api/v1/tenants/globex?month=2026-10", None, [200, 200, 200, 404]),

@@ -69,7 +69,7 @@ pub type Result<T, E = JobError> = std::result::Result<T, E>;
 
 /// Runs CPU-heavy work (file reading, the pipeline) off the async runtime.
 pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| JobError::Failed(format!("worker thread failed: {e}")))?
+    tally_lake::on_worker_thread(f).await
 }
 
 /// Keeps the configured costs besides AWS (`finance.monthly_costs`) with the

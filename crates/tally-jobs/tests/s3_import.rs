@@ -9,7 +9,7 @@ use tally_collectors::s3::S3Reader;
 use tally_domain::{Config, CostSource, ManualClock, Month};
 use tally_jobs::import::{BillingFormat, fetch_s3, import_billing};
 use tally_jobs::{App, NoProgress};
-use tally_storage::{CostLineFilter, SqliteStore, Store};
+use tally_storage::{SqliteStore, Store};
 
 #[tokio::test]
 async fn an_s3_delivery_imports_only_its_latest_snapshot_and_once() {
@@ -17,13 +17,7 @@ async fn an_s3_delivery_imports_only_its_latest_snapshot_and_once() {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap());
     store.migrate().await.unwrap();
-    let app = App {
-        store,
-        config: Arc::new(Config::default()),
-        clock: Arc::new(ManualClock::new("2026-11-02T00:00:00Z".parse().unwrap())),
-        data_dir: dir.path().to_path_buf(),
-        holder: "test".into(),
-    };
+    let app = App::new(store, Arc::new(Config::default()), Arc::new(ManualClock::new("2026-11-02T00:00:00Z".parse().unwrap())), dir.path().to_path_buf(), "test".into()).unwrap();
     // A real CUR 2.0 file from the generator, delivered twice (two snapshots).
     let generated = tempfile::tempdir().unwrap();
     let month = Month::parse("2026-10").unwrap();
@@ -51,7 +45,7 @@ async fn an_s3_delivery_imports_only_its_latest_snapshot_and_once() {
         let (files, notes) = fetch_s3(&app, &reader, "s3://billing/exports", &policy).await.unwrap();
         import_billing(&app, files, notes, BillingFormat::Cur, None, &NoProgress).await.unwrap();
     }
-    let lines = app.store.cost_lines(&CostLineFilter { billing_month: Some(month), source: Some(CostSource::Cur), ..Default::default() }).await.unwrap();
+    let lines = app.lake.lines(CostSource::Cur, month).await.unwrap();
     assert_eq!(lines.len(), g.billing_lines, "one snapshot, imported twice, counted once");
     let err = fetch_s3(&app, &reader, "s3://billing/nothing-here", &policy).await.unwrap_err();
     assert!(err.to_string().contains("holds no objects"), "{err}");

@@ -35,7 +35,7 @@ fn t(s: &str) -> DateTime<Utc> {
 }
 
 fn app(store: Arc<dyn Store>, clock: Arc<ManualClock>, holder: &str) -> App {
-    App { store, config: Arc::new(Config::default()), clock, data_dir: std::env::temp_dir(), holder: holder.into() }
+    App::new(store, Arc::new(Config::default()), clock, std::env::temp_dir().join(format!("tally-scheduler-{}", std::process::id())), holder.into()).unwrap()
 }
 
 fn hourly() -> Vec<ScheduledJob> {

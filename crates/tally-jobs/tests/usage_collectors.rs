@@ -34,17 +34,11 @@ async fn schema_sizes_become_db_storage_gb_per_tenant_and_a_missing_pg_stat_stat
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap());
     store.migrate().await.unwrap();
-    let app = App {
-        store: store.clone(),
-        config: Arc::new(Config::default()),
-        clock: Arc::new(ManualClock::new("2026-11-02T10:10:00Z".parse().unwrap())),
-        data_dir: dir.path().to_path_buf(),
-        holder: "test".into(),
-    };
+    let app = App::new(store.clone(), Arc::new(Config::default()), Arc::new(ManualClock::new("2026-11-02T10:10:00Z".parse().unwrap())), dir.path().to_path_buf(), "test".into()).unwrap();
     let db = AppDatabaseSource(AppDatabase::connect(&tally_test_support::postgres_url(&name)).await.unwrap());
     let has_pss = db.0.has_pg_stat_statements().await.unwrap();
     let r = collect_postgres(&app, &db).await.unwrap();
-    let usage = store.usage("2026-11-02T10:00:00Z".parse().unwrap(), "2026-11-02T11:00:00Z".parse().unwrap()).await.unwrap();
+    let usage = app.lake.samples("2026-11-02T10:00:00Z".parse().unwrap(), "2026-11-02T11:00:00Z".parse().unwrap()).await.unwrap();
     let gb = |t: &str| usage.iter().find(|s| s.tenant.as_str() == t && s.metric.as_str() == "db_storage_gb").map(|s| s.value).unwrap();
     let (acme, mesa) = (gb("acme"), gb("black-mesa"));
     assert!(acme > 8.0 * mesa && mesa > 0.0, "acme {acme} GB, black-mesa {mesa} GB");

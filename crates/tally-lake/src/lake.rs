@@ -142,9 +142,32 @@ pub struct Lake {
     faults: Faults,
 }
 
-/// Runs CPU-heavy work off the async runtime.
+/// Runs CPU-heavy work off the async runtime, on a thread of its own:
+/// outside any runtime's context, where polars' own async I/O may block
+/// whatever runtime (current-thread or not) the caller runs on.
+pub async fn on_worker_thread<T: Send + 'static, E: Send + 'static>(f: impl FnOnce() -> std::result::Result<T, E> + Send + 'static) -> std::result::Result<T, E>
+where
+    E: From<LakeError>,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("tally-columnar".into())
+        .spawn(move || {
+            let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+        })
+        .map_err(|e| LakeError::Store(format!("cannot start a worker thread: {e}")))?;
+    match rx.await {
+        Ok(Ok(out)) => out,
+        Ok(Err(panic)) => {
+            let what = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned())).unwrap_or_default();
+            Err(LakeError::Store(format!("worker thread failed: {what}")).into())
+        }
+        Err(_) => Err(LakeError::Store("worker thread failed".into()).into()),
+    }
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| LakeError::Store(format!("worker thread failed: {e}")))?
+    on_worker_thread(f).await
 }
 
 fn ms(t: Option<i64>) -> Option<DateTime<Utc>> {
@@ -236,7 +259,8 @@ impl Lake {
         if let Some(l) = lines.iter().find(|l| l.day() < from || l.day() > to) {
             return Err(LakeError::Invalid(format!("a line of {} lies outside the days {from}..={to} being replaced", l.usage_start.to_rfc3339())));
         }
-        let frame = lines_frame(lines)?;
+        let owned = lines.to_vec();
+        let frame = blocking(move || Ok(lines_frame(&owned)?)).await?;
         let mut months: BTreeSet<Month> = lines.iter().map(|l| l.billing_month).collect();
         // Months whose days are replaced hold the days' lines too, whatever the new lines say.
         for p in self.catalog.lake_partitions(LakeKind::Billing).await? {
@@ -277,7 +301,8 @@ impl Lake {
 
     /// Merges collected samples into `source`'s usage, as [`Lake::import_usage_file`].
     pub async fn merge_usage(&self, source: &str, label: &str, samples: &[UsageSample]) -> Result<Imported> {
-        let frame = usage_frame(samples)?;
+        let owned = samples.to_vec();
+        let frame = blocking(move || Ok(usage_frame(&owned)?)).await?;
         let months: BTreeSet<Month> = samples.iter().map(|s| s.hour.month_of()).collect();
         let mut imported = self.merge(LakeKind::Usage, source, label, frame, &months, Replace::UsageKeys).await?;
         imported.tenants = samples.iter().map(|s| s.tenant.clone()).collect();
@@ -613,12 +638,12 @@ impl Lake {
                 LakeKind::Billing => {
                     let lines = self.catalog.legacy_cost_lines(&p.source, p.month).await?;
                     moved.billing_lines += lines.len() as i64;
-                    lines_frame(&lines)?
+                    blocking(move || Ok(lines_frame(&lines)?)).await?
                 }
                 LakeKind::Usage => {
                     let samples = self.catalog.legacy_usage(&p.source, p.month).await?;
                     moved.usage_samples += samples.len() as i64;
-                    usage_frame(&samples)?
+                    blocking(move || Ok(usage_frame(&samples)?)).await?
                 }
             };
             let (staging, src, kind) = (self.staging.clone(), p.source.clone(), p.kind);

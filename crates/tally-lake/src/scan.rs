@@ -24,7 +24,10 @@ pub fn scan_files(kind: LakeKind, paths: &[PathBuf]) -> PolarsResult<LazyFrame> 
         return Ok(DataFrame::empty_with_schema(&schema).lazy());
     }
     let sources: Vec<PlRefPath> = paths.iter().map(|p| PlRefPath::new(p.to_string_lossy().as_ref())).collect();
-    LazyFrame::scan_parquet_files(sources.into(), ScanArgsParquet::default())
+    // The folders name the partition for other readers (DuckDB, Athena); the files hold every column Tally reads.
+    let mut args = ScanArgsParquet::default();
+    args.hive_options.enabled = Some(false);
+    LazyFrame::scan_parquet_files(sources.into(), args)
 }
 
 /// The billing lines of `paths`, lazily.

@@ -83,6 +83,15 @@ mod money_sqlite {
     }
 }
 
+/// An amount at its currency's minor units (`7.5` dollars reads `7.50`),
+/// as PostgreSQL's NUMERIC keeps what was stored; rollup amounts are always
+/// rounded to them, so nothing is lost.
+fn in_minor_units(d: Decimal, currency: Currency) -> Decimal {
+    let mut d = d.round_dp(currency.minor_units());
+    d.rescale(currency.minor_units());
+    d
+}
+
 fn parse<T: FromStr>(table: &'static str, column: &'static str, value: String) -> Result<T> {
     value.parse::<T>().map_err(|_| StorageError::corrupt(table, column, value))
 }
@@ -137,15 +146,16 @@ macro_rules! store_impl {
 
             fn allocation_row(row: &$Row) -> Result<AllocationRow> {
                 const T: &str = "cost_monthly";
+                let currency = parse::<Currency>(T, "currency", row.try_get("currency")?)?;
                 Ok(AllocationRow {
                     month: parse(T, "month", row.try_get("month")?)?,
                     day: None,
                     allocatee: parse::<Allocatee>(T, "allocatee", row.try_get("allocatee")?)?,
                     pool: parse::<PoolId>(T, "pool", row.try_get("pool")?)?,
                     service: row.try_get("service")?,
-                    currency: parse::<Currency>(T, "currency", row.try_get("currency")?)?,
-                    unblended: $money::get_sum(row, "unblended", T)?,
-                    amortized: $money::get_sum(row, "amortized", T)?,
+                    currency,
+                    unblended: in_minor_units($money::get_sum(row, "unblended", T)?, currency),
+                    amortized: in_minor_units($money::get_sum(row, "amortized", T)?, currency),
                     driver: row.try_get("driver")?,
                     driver_quantity: row.try_get("driver_quantity")?,
                     reason: row.try_get("reason")?,
@@ -170,9 +180,14 @@ macro_rules! store_impl {
 
             /// A cost query's group: the dimensions it was grouped by are set.
             fn cost_row(row: &$Row, table: &'static str, dims: &[&str]) -> Result<CostRow> {
+                let currency: Option<String> = row.try_get("currency")?;
+                let currency = match currency {
+                    Some(c) => parse::<Currency>(table, "currency", c)?,
+                    None => Currency::USD,
+                };
                 let mut out = CostRow {
-                    unblended: $money::get_sum(row, "unblended", table)?,
-                    amortized: $money::get_sum(row, "amortized", table)?,
+                    unblended: in_minor_units($money::get_sum(row, "unblended", table)?, currency),
+                    amortized: in_minor_units($money::get_sum(row, "amortized", table)?, currency),
                     ..CostRow::default()
                 };
                 for d in dims {
@@ -966,7 +981,7 @@ macro_rules! store_impl {
                 for d in &dims {
                     qb.push(*d).push(", ");
                 }
-                qb.push("COALESCE(SUM(unblended), 0) AS unblended, COALESCE(SUM(amortized), 0) AS amortized FROM ").push(table);
+                qb.push("COALESCE(SUM(unblended), 0) AS unblended, COALESCE(SUM(amortized), 0) AS amortized, MIN(currency) AS currency FROM ").push(table);
                 qb.push(" WHERE month >= ").push_bind(q.from.to_string()).push(" AND month <= ").push_bind(q.to.to_string());
                 for (column, value) in [("allocatee", &q.allocatee), ("pool", &q.pool), ("service", &q.service)] {
                     if let Some(v) = value {
@@ -999,7 +1014,7 @@ macro_rules! store_impl {
                 for d in &dims {
                     qb.push(*d).push(", ");
                 }
-                qb.push("COALESCE(SUM(unblended), 0) AS unblended, COALESCE(SUM(amortized), 0) AS amortized FROM ").push(table);
+                qb.push("COALESCE(SUM(unblended), 0) AS unblended, COALESCE(SUM(amortized), 0) AS amortized, MIN(currency) AS currency FROM ").push(table);
                 qb.push(" WHERE day >= ").push_bind(q.from).push(" AND day < ").push_bind(q.to);
                 if let Some(a) = &q.allocatee {
                     qb.push(" AND allocatee = ").push_bind(a.clone());

@@ -145,7 +145,12 @@ pub(crate) fn scan(path: &Path) -> Result<(LazyFrame, Option<tempfile::TempPath>
         if head.starts_with(b"PAR1") { Format::Parquet } else { Format::Csv { separator: sniff_separator(&source).map_err(|e| ReadError::file(path, e))? } };
     let pl_path = PlRefPath::new(source.to_string_lossy().as_ref());
     let lf = match format {
-        Format::Parquet => LazyFrame::scan_parquet(pl_path, ScanArgsParquet::default()).map_err(|e| ReadError::polars(path, e))?,
+        Format::Parquet => {
+            // A Data Exports folder (`BILLING_PERIOD=2026-10/`) names no column of the file.
+            let mut args = ScanArgsParquet::default();
+            args.hive_options.enabled = Some(false);
+            LazyFrame::scan_parquet(pl_path, args).map_err(|e| ReadError::polars(path, e))?
+        }
         Format::Csv { separator } => LazyCsvReader::new(pl_path)
             .with_has_header(true)
             .with_separator(separator)
