@@ -6,8 +6,10 @@
 //!   are checked at run time against migrations embedded from `sql/<backend>/`
 //!   and applied in order by [`Store::migrate`].
 //! - Both backends run the same SQL text (written once, in `backend.rs`); they
-//!   differ only in how money is bound: PostgreSQL `NUMERIC`, SQLite decimal
-//!   `TEXT`. Money is never stored as a float.
+//!   differ only in how money is bound (PostgreSQL `NUMERIC`, SQLite decimal
+//!   `TEXT` or, in the rollups, INTEGER ten-thousandths) and in how an
+//!   allocation's results are inserted in bulk (`bulk_sqlite`, `bulk_pg`).
+//!   Money is never stored as a float.
 //! - Raw billing lines and usage samples are not kept here but in the
 //!   columnar store (`tally-lake`); this crate keeps its catalog, and an
 //!   import's switch from one snapshot to the next is one transaction

@@ -421,9 +421,9 @@ async fn allocation_results_replace_the_month_atomically(store: &dyn Store) {
     store
         .replace_allocation(&result_set(
             "2026-11",
-            vec![alloc("2026-11", "acme", "shared", "AmazonS3", "1.0001")],
-            vec![daily("2026-11-03", "AmazonS3", "1.0001")],
-            vec![daily("2026-11-03", "acme", "1.0001")],
+            vec![alloc("2026-11", "acme", "shared", "AmazonS3", "1.01")],
+            vec![daily("2026-11-03", "AmazonS3", "1.01")],
+            vec![daily("2026-11-03", "acme", "1.01")],
         ))
         .await
         .unwrap();
@@ -446,22 +446,22 @@ async fn allocation_results_replace_the_month_atomically(store: &dyn Store) {
     only_acme.allocatee = Some("acme".into());
     assert_eq!(store.allocation_rows(&only_acme).await.unwrap().len(), 3);
 
-    // Sums come from the rollups, exact to the last digit on both backends.
+    // Sums come from the rollups, exact to the cent on both backends, at the currency's minor units.
     let q = |dims: Vec<CostDim>| CostQuery { from: month("2026-10"), to: month("2026-11"), dims, allocatee: None, pool: None, service: None };
     assert_eq!(
         costs(store.monthly_costs(&q(vec![CostDim::Allocatee])).await.unwrap()),
-        vec![("__unallocated__".into(), dec("1.50"), dec("1.49")), ("acme".into(), dec("12.0701"), dec("12.0401"))]
+        vec![("__unallocated__".into(), dec("1.50"), dec("1.49")), ("acme".into(), dec("12.08"), dec("12.05"))]
     );
     assert_eq!(
         costs(store.monthly_costs(&q(vec![CostDim::Month])).await.unwrap()),
-        vec![("2026-10".into(), dec("12.57"), dec("12.54")), ("2026-11".into(), dec("1.0001"), dec("0.9901"))]
+        vec![("2026-10".into(), dec("12.57"), dec("12.54")), ("2026-11".into(), dec("1.01"), dec("1.00"))]
     );
-    assert_eq!(costs(store.monthly_costs(&q(vec![])).await.unwrap()), vec![(String::new(), dec("13.5701"), dec("13.5301"))]);
+    assert_eq!(costs(store.monthly_costs(&q(vec![])).await.unwrap()), vec![(String::new(), dec("13.58"), dec("13.54"))]);
     let mut by_pool = q(vec![CostDim::Pool, CostDim::Service]);
     by_pool.allocatee = Some("acme".into());
     assert_eq!(
         costs(store.monthly_costs(&by_pool).await.unwrap()),
-        vec![("eks_compute/AmazonEC2".into(), dec("11.00"), dec("10.99")), ("shared/AmazonS3".into(), dec("1.0001"), dec("0.9901")), ("transfer/AWSDataTransfer".into(), dec("0.07"), dec("0.06"))]
+        vec![("eks_compute/AmazonEC2".into(), dec("11.00"), dec("10.99")), ("shared/AmazonS3".into(), dec("1.01"), dec("1.00")), ("transfer/AWSDataTransfer".into(), dec("0.07"), dec("0.06"))]
     );
     let mut none = q(vec![CostDim::Allocatee]);
     none.from = month("2027-01");
@@ -475,7 +475,7 @@ async fn allocation_results_replace_the_month_atomically(store: &dyn Store) {
         vec![
             ("2026-10/2026-10-02/AWSDataTransfer".into(), dec("1.57"), dec("1.56")),
             ("2026-10/2026-10-02/AmazonEC2".into(), dec("11.00"), dec("10.99")),
-            ("2026-11/2026-11-03/AmazonS3".into(), dec("1.0001"), dec("0.9901"))
+            ("2026-11/2026-11-03/AmazonS3".into(), dec("1.01"), dec("1.00"))
         ],
         "the old month's days went with it"
     );
@@ -483,9 +483,9 @@ async fn allocation_results_replace_the_month_atomically(store: &dyn Store) {
     acme_days.allocatee = Some("acme".into());
     assert_eq!(
         costs(store.daily_costs(&acme_days).await.unwrap()),
-        vec![("2026-10/2026-10-02/acme".into(), dec("11.07"), dec("11.06")), ("2026-11/2026-11-03/acme".into(), dec("1.0001"), dec("0.9901"))]
+        vec![("2026-10/2026-10-02/acme".into(), dec("11.07"), dec("11.06")), ("2026-11/2026-11-03/acme".into(), dec("1.01"), dec("1.00"))]
     );
-    assert_eq!(costs(store.daily_costs(&dq(None, false)).await.unwrap()), vec![(String::new(), dec("13.5701"), dec("13.5401"))]);
+    assert_eq!(costs(store.daily_costs(&dq(None, false)).await.unwrap()), vec![(String::new(), dec("13.58"), dec("13.55"))]);
     let mut both = dq(Some(DailyBy::Service), true);
     both.allocatee = Some("acme".into());
     assert!(store.daily_costs(&both).await.is_err(), "a tenant's daily cost per service is not kept");
