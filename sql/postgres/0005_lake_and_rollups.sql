@@ -107,6 +107,15 @@ CREATE TABLE usage_monthly (
     PRIMARY KEY (month, tenant_id, metric)
 );
 
+-- Bumped by every write that changes what a report shows (results, revenue,
+-- cash, tenants, tokens, documents): servers keep answers and token checks
+-- in memory while it stays the same.
+CREATE TABLE data_version (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    version  BIGINT NOT NULL
+);
+INSERT INTO data_version (id, version) VALUES (1, 0);
+
 -- What an allocation read: the files of its snapshot and the configuration,
 -- so that an unchanged month is not allocated again by the scheduler.
 ALTER TABLE allocation_runs ADD COLUMN inputs TEXT;

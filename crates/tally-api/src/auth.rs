@@ -147,12 +147,22 @@ pub async fn issue(
 }
 
 /// Checks a presented token: known, not revoked, not expired.
-pub async fn verify(store: &dyn Store, token: &str, now: DateTime<Utc>) -> Result<Principal, ApiError> {
+pub async fn verify(state: &ApiState, token: &str) -> Result<Principal, ApiError> {
     let invalid = || ApiError::Unauthorized("the token is unknown, revoked or expired".into());
     if !token.starts_with("tly_") || token.len() != 68 {
         return Err(invalid());
     }
-    let rec = store.token_by_hash(&hash(token)).await?.ok_or_else(invalid)?;
+    let now = state.clock.now();
+    state.cache.refresh(state.store.as_ref()).await;
+    let key = hash(token);
+    let rec = match state.cache.token(&key) {
+        Some(rec) => rec,
+        None => {
+            let rec = state.store.token_by_hash(&key).await?.ok_or_else(invalid)?;
+            state.cache.keep_token(key, rec.clone());
+            rec
+        }
+    };
     if rec.revoked_at.is_some() || rec.expires_at.is_some_and(|e| e <= now) {
         return Err(invalid());
     }
@@ -181,7 +191,7 @@ impl FromRequestParts<ApiState> for Principal {
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
         let token = presented(parts).ok_or_else(|| ApiError::Unauthorized("this route needs a bearer token (Authorization: Bearer tly_...)".into()))?;
-        verify(state.store.as_ref(), &token, state.clock.now()).await
+        verify(state, &token).await
     }
 }
 

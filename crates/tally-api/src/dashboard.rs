@@ -115,7 +115,7 @@ fn signed_in(who: Result<Principal, ApiError>) -> Result<Principal, Response> {
 
 async fn login(State(state): State<ApiState>, q: Params) -> Response {
     if let Some(token) = q.get("token") {
-        return match verify(state.store.as_ref(), token, state.clock.now()).await {
+        return match verify(&state, token).await {
             Ok(_) => {
                 let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=2592000");
                 let mut resp = Redirect::to("/").into_response();

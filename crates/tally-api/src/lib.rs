@@ -17,6 +17,7 @@
 //! Entry points: [`router`] and [`serve`].
 
 pub mod auth;
+mod cache;
 mod charts;
 mod dashboard;
 pub mod error;
@@ -31,7 +32,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -56,6 +57,7 @@ pub struct ApiState {
     pub config: Arc<Config>,
     pub clock: Arc<dyn Clock>,
     pub allocator: Arc<dyn AllocationTrigger>,
+    cache: Arc<cache::Cache>,
     limiter: Arc<RateLimiter>,
     metrics: Arc<Metrics>,
 }
@@ -69,7 +71,7 @@ impl std::fmt::Debug for ApiState {
 impl ApiState {
     pub fn new(store: Arc<dyn Store>, lake: Arc<tally_lake::Lake>, config: Arc<Config>, clock: Arc<dyn Clock>, allocator: Arc<dyn AllocationTrigger>) -> Self {
         let limiter = Arc::new(RateLimiter::new(config.server.rate_limit_per_minute));
-        Self { store, lake, config, clock, allocator, limiter, metrics: Arc::new(Metrics::default()) }
+        Self { store, lake, config, clock, allocator, cache: Arc::default(), limiter, metrics: Arc::new(Metrics::default()) }
     }
 }
 
@@ -90,7 +92,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/exports/monthly.csv", get(routes::export_monthly_csv))
         .route("/exports/monthly.parquet", get(routes::export_monthly_parquet))
         .route("/exports/focus", get(routes::export_focus))
-        .fallback(|| async { ApiError::NotFound("no such route".into()) });
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .layer(middleware::from_fn_with_state(state.clone(), keep_answers));
     Router::new()
         .nest("/api/v1", api)
         .route("/api/openapi.json", get(openapi_route))
@@ -103,6 +106,46 @@ pub fn router(state: ApiState) -> Router {
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// The reports kept in memory (see [`cache`]): JSON answers of these routes,
+/// per role, tenant, day and request, while the data stays the same.
+const KEPT_ROUTES: [&str; 7] =
+    ["/costs", "/tenants", "/tenants/{tenant}", "/burn", "/reconciliation", "/explanations", "/savings"];
+
+async fn keep_answers(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().trim_start_matches("/api/v1").to_owned());
+    if req.method() != axum::http::Method::GET || !route.is_some_and(|r| KEPT_ROUTES.contains(&r.as_str())) {
+        return next.run(req).await;
+    }
+    let (mut parts, body) = req.into_parts();
+    let Ok(who) = Principal::from_request_parts(&mut parts, &state).await else {
+        return next.run(Request::from_parts(parts, body)).await;
+    };
+    let key = format!(
+        "{}|{}|{}|{}",
+        state.clock.now().date_naive(),
+        who.role,
+        who.tenant.as_ref().map(|t| t.as_str()).unwrap_or_default(),
+        parts.uri
+    );
+    if let Some(kept) = state.cache.answer(&key) {
+        return ([(header::CONTENT_TYPE, kept.content_type)], kept.body).into_response();
+    }
+    let resp = next.run(Request::from_parts(parts, body)).await;
+    if resp.status() != StatusCode::OK {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    match axum::body::to_bytes(body, cache::MAX_BODY).await {
+        Ok(bytes) => {
+            if let Some(ct) = parts.headers.get(header::CONTENT_TYPE) {
+                state.cache.keep_answer(key, cache::Kept { body: bytes.clone(), content_type: ct.clone() });
+            }
+            Response::from_parts(parts, axum::body::Body::from(bytes))
+        }
+        Err(e) => ApiError::internal(e).into_response(),
+    }
 }
 
 /// Rate limits, times and counts every request.

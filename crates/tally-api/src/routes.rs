@@ -507,6 +507,7 @@ pub async fn post_revenue(State(state): State<ApiState>, who: Principal, body: a
     let entry = RevenueEntry::new(month, tenant.clone(), amount).map_err(|e| ApiError::bad_parameter("amount", e.to_string()))?;
     state.store.ensure_tenants(&[tenant]).await?;
     state.store.upsert_revenue(&entry).await?;
+    state.cache.clear();
     Ok(StatusCode::CREATED)
 }
 
@@ -530,6 +531,7 @@ pub async fn post_cash(State(state): State<ApiState>, who: Principal, body: axum
     let as_of = NaiveDate::parse_from_str(&b.as_of, "%Y-%m-%d").map_err(|_| ApiError::bad_parameter("as_of", "expected YYYY-MM-DD"))?;
     let amount = Money::parse(&b.amount, state.config.currency).map_err(|e| ApiError::bad_parameter("amount", e.to_string()))?;
     state.store.add_cash_balance(&NewCashBalance { as_of, amount, note: b.note }).await?;
+    state.cache.clear();
     Ok(StatusCode::CREATED)
 }
 
@@ -557,6 +559,7 @@ pub async fn post_allocation(State(state): State<ApiState>, who: Principal, Path
     who.require_admin()?;
     let month = Month::parse(&month).map_err(|e| ApiError::bad_parameter("month", e.to_string()))?;
     let outcome = state.allocator.allocate_month(month).await.map_err(ApiError::NotAllocated)?;
+    state.cache.clear();
     Ok(Json(outcome.into()))
 }
 

@@ -556,6 +556,7 @@ macro_rules! store_impl {
                     .execute(&mut *tx)
                     .await?;
                 }
+                sqlx::query("UPDATE data_version SET version = version + 1 WHERE id = 1").execute(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -576,6 +577,7 @@ macro_rules! store_impl {
                         created.push(parse("tenants", "id", id)?);
                     }
                 }
+                sqlx::query("UPDATE data_version SET version = version + 1 WHERE id = 1").execute(&mut *tx).await?;
                 tx.commit().await?;
                 created.sort();
                 Ok(created)
@@ -923,6 +925,7 @@ macro_rules! store_impl {
                         .execute(&mut *tx)
                         .await?;
                 }
+                sqlx::query("UPDATE data_version SET version = version + 1 WHERE id = 1").execute(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(ImportSummary { batch_id: batch, inserted: entries.len() as u64, replaced })
             }
@@ -939,6 +942,7 @@ macro_rules! store_impl {
                 .bind(now())
                 .execute(&self.pool)
                 .await?;
+                sqlx::query("UPDATE data_version SET version = version + 1 WHERE id = 1").execute(&self.pool).await?;
                 Ok(())
             }
 
@@ -973,6 +977,7 @@ macro_rules! store_impl {
                 .bind(now)
                 .fetch_one(&self.pool)
                 .await?;
+                sqlx::query("UPDATE data_version SET version = version + 1 WHERE id = 1").execute(&self.pool).await?;
                 Ok(CashBalance { id, as_of: b.as_of, amount: b.amount, note: b.note.clone(), created_at: now })
             }
 
@@ -1051,6 +1056,7 @@ macro_rules! store_impl {
                     .await?;
                 }
                 $bulk::explanations(&mut tx, &res.explanations).await?;
+                sqlx::query("UPDATE data_version SET version = version + 1 WHERE id = 1").execute(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -1212,6 +1218,10 @@ macro_rules! store_impl {
                     .collect()
             }
 
+            async fn data_version(&self) -> Result<i64> {
+                Ok(sqlx::query_scalar("SELECT version FROM data_version WHERE id = 1").fetch_one(&self.pool).await?)
+            }
+
             async fn allocation_runs(&self) -> Result<Vec<AllocationRun>> {
                 let rows = sqlx::query("SELECT * FROM allocation_runs ORDER BY month").fetch_all(&self.pool).await?;
                 rows.iter()
@@ -1242,6 +1252,7 @@ macro_rules! store_impl {
                 .bind(t.expires_at)
                 .fetch_one(&self.pool)
                 .await?;
+                sqlx::query("UPDATE data_version SET version = version + 1 WHERE id = 1").execute(&self.pool).await?;
                 Self::token(&row)
             }
 
@@ -1261,6 +1272,7 @@ macro_rules! store_impl {
                     .bind(id)
                     .execute(&self.pool)
                     .await?;
+                sqlx::query("UPDATE data_version SET version = version + 1 WHERE id = 1").execute(&self.pool).await?;
                 Ok(done.rows_affected() == 1)
             }
 
@@ -1373,6 +1385,7 @@ macro_rules! store_impl {
                 .bind(at)
                 .execute(&self.pool)
                 .await?;
+                sqlx::query("UPDATE data_version SET version = version + 1 WHERE id = 1").execute(&self.pool).await?;
                 Ok(())
             }
 

@@ -126,6 +126,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// vCPU-hours of `eks_compute`), from the explanations.
     async fn pool_quantities(&self, from: Month, to: Month, pool: &str, allocatee: Option<&str>) -> Result<Vec<(Month, String, f64)>>;
     async fn allocation_runs(&self) -> Result<Vec<AllocationRun>>;
+    /// A number that every write changing what a report shows (results,
+    /// revenue, cash, tenants, tokens, documents) increases: a server may
+    /// keep answers while it stays the same.
+    async fn data_version(&self) -> Result<i64>;
 
     // --- access tokens ---
     async fn create_token(&self, token: &NewToken) -> Result<TokenRecord>;

@@ -1,0 +1,108 @@
+//! Answers and token checks kept in memory while the data stays the same.
+//!
+//! Every write that changes what a report shows increases the database's
+//! data version (`Store::data_version`). A request looks the version up at
+//! most every [`CHECK_EVERY`] (one request does, the others go on), and a
+//! new version drops everything kept: what another replica writes, a revoked
+//! token included, shows here within that time; what this server writes, at
+//! once.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::HeaderValue;
+use tally_storage::{Store, TokenRecord};
+
+/// How stale a replica's answers may be, at most.
+pub(crate) const CHECK_EVERY: Duration = Duration::from_millis(250);
+/// Answers kept before the oldest are dropped (all at once: simple, and rare).
+const MAX_ENTRIES: usize = 4096;
+/// Answers larger than this are not kept.
+pub(crate) const MAX_BODY: usize = 8 << 20;
+
+/// A kept answer.
+#[derive(Debug, Clone)]
+pub(crate) struct Kept {
+    pub(crate) body: Bytes,
+    pub(crate) content_type: HeaderValue,
+}
+
+#[derive(Debug)]
+pub(crate) struct Cache {
+    started: Instant,
+    /// Milliseconds since `started` of the last version check.
+    checked_ms: AtomicU64,
+    version: AtomicI64,
+    answers: RwLock<HashMap<String, Kept>>,
+    tokens: RwLock<HashMap<String, TokenRecord>>,
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Self {
+            started: Instant::now(),
+            checked_ms: AtomicU64::new(0),
+            version: AtomicI64::new(i64::MIN),
+            answers: RwLock::default(),
+            tokens: RwLock::default(),
+        }
+    }
+}
+
+impl Cache {
+    /// Drops what is kept when the data changed (checking at most every [`CHECK_EVERY`]).
+    pub(crate) async fn refresh(&self, store: &dyn Store) {
+        let now = self.started.elapsed().as_millis() as u64;
+        let last = self.checked_ms.load(Ordering::Relaxed);
+        let due = self.version.load(Ordering::Relaxed) == i64::MIN || now.saturating_sub(last) >= CHECK_EVERY.as_millis() as u64;
+        // One request checks; the others use what is kept meanwhile.
+        if !due || self.checked_ms.compare_exchange(last, now.max(1), Ordering::AcqRel, Ordering::Relaxed).is_err() {
+            return;
+        }
+        match store.data_version().await {
+            Ok(v) => {
+                if self.version.swap(v, Ordering::AcqRel) != v {
+                    self.clear();
+                }
+            }
+            // The database is away: keep nothing, so that every request asks it (and fails plainly).
+            Err(_) => {
+                self.version.store(i64::MIN, Ordering::Release);
+                self.clear();
+            }
+        }
+    }
+
+    /// Drops everything kept (this server wrote something).
+    pub(crate) fn clear(&self) {
+        self.answers.write().expect("cache lock").clear();
+        self.tokens.write().expect("cache lock").clear();
+    }
+
+    pub(crate) fn answer(&self, key: &str) -> Option<Kept> {
+        self.answers.read().expect("cache lock").get(key).cloned()
+    }
+
+    pub(crate) fn keep_answer(&self, key: String, kept: Kept) {
+        let mut answers = self.answers.write().expect("cache lock");
+        if answers.len() >= MAX_ENTRIES {
+            answers.clear();
+        }
+        answers.insert(key, kept);
+    }
+
+    pub(crate) fn token(&self, hash: &str) -> Option<TokenRecord> {
+        self.tokens.read().expect("cache lock").get(hash).cloned()
+    }
+
+    pub(crate) fn keep_token(&self, hash: String, record: TokenRecord) {
+        let mut tokens = self.tokens.write().expect("cache lock");
+        if tokens.len() >= MAX_ENTRIES {
+            tokens.clear();
+        }
+        tokens.insert(hash, record);
+    }
+}
