@@ -117,6 +117,9 @@ pub struct LegacyMoved {
     pub usage_samples: i64,
 }
 
+/// Tries of a merge that other writers keep beating to the switch.
+const MERGE_ATTEMPTS: u64 = 8;
+
 /// How a merge decides which rows of the current snapshot the new rows replace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Replace {
@@ -238,7 +241,9 @@ impl Lake {
         let months: Vec<Month> = totals.keys().copied().collect();
         let switches = switches_of(&staged, &months, |_| None);
         let scope = format!("months {}", months.iter().map(Month::to_string).collect::<Vec<_>>().join(","));
-        let committed = self.switch(LakeKind::Billing, source.as_str(), label, &scope, summary.rows as i64, staged, switches, false).await?;
+        let committed = self.switch(LakeKind::Billing, source.as_str(), label, &scope, summary.rows as i64, &staged, switches, false).await;
+        remove_local(&staged);
+        let committed = committed?;
         Ok(Imported {
             batch_id: committed.batch_id,
             rows: summary.rows,
@@ -342,6 +347,10 @@ impl Lake {
         let mut attempt = 0;
         let result = loop {
             attempt += 1;
+            if attempt > 1 {
+                // Writers that collided try again at different moments.
+                tokio::time::sleep(Duration::from_millis(rand::random_range(5..40) * attempt)).await;
+            }
             let (first, last) = (*months.first().expect("a month"), *months.last().expect("a month"));
             let partitions: BTreeMap<Month, i64> = self
                 .catalog
@@ -352,13 +361,23 @@ impl Lake {
                 .map(|p| (p.month, p.version))
                 .collect();
             let mut old: BTreeMap<Month, Vec<PathBuf>> = BTreeMap::new();
+            let mut lost = None;
             for f in self.catalog.lake_files(kind, Some(source), first, last).await?.into_iter().filter(|f| months.contains(&f.month)) {
-                old.entry(f.month).or_default().push(self.objects.localise(&f.path).await?);
+                match self.objects.localise(&f.path).await {
+                    Ok(p) => old.entry(f.month).or_default().push(p),
+                    Err(e) => lost = Some(e),
+                }
+            }
+            if let Some(e) = lost {
+                if attempt < MERGE_ATTEMPTS && self.versions_changed(kind, source, &months, &partitions).await {
+                    continue;
+                }
+                break Err(e);
             }
             // Months with nothing stored yet take the new files as they are; the others are rewritten.
             let direct: Vec<Staged> = new.iter().filter(|s| !old.contains_key(&s.month) && !s.rel.is_empty()).cloned().collect();
             let (staging, src, fresh, rewrite) = (self.staging.clone(), source.to_owned(), new.clone(), old);
-            let mut outputs = blocking(move || {
+            let outputs = blocking(move || {
                 let mut parts = Parts::new(&staging, kind, &src).map_err(|e| LakeError::Store(format!("{}: {e}", staging.display())))?;
                 for (m, paths) in &rewrite {
                     let fresh: Vec<PathBuf> = fresh.iter().filter(|s| s.month == *m && !s.rel.is_empty()).map(|s| s.local.clone()).collect();
@@ -382,23 +401,38 @@ impl Lake {
                 }
                 Ok(parts.finish()?)
             })
-            .await?;
-            let consumed = !direct.is_empty();
+            .await;
+            // Another writer's switch deleted a file read here: read its snapshot instead.
+            let mut outputs = match outputs {
+                Ok(o) => o,
+                Err(e) if attempt < MERGE_ATTEMPTS && self.versions_changed(kind, source, &months, &partitions).await => {
+                    tracing::info!(attempt, error = %e, "the partition changed while it was merged; merging again");
+                    continue;
+                }
+                Err(e) => break Err(e),
+            };
+            let rewritten = outputs.clone();
             outputs.extend(direct);
             let switches = switches_of(&outputs, &months.iter().copied().collect::<Vec<_>>(), |m| Some(partitions.get(&m).copied().unwrap_or(0)));
-            match self.switch(kind, source, label, &scope, new_rows, outputs, switches, false).await {
-                // New files published as they were are gone with the failed switch: no second try.
-                Err(LakeError::Storage(StorageError::Conflict(m))) if attempt < 4 && !consumed => tracing::info!(attempt, "{m}; merging again"),
+            let outcome = self.switch(kind, source, label, &scope, new_rows, &outputs, switches, false).await;
+            remove_local(&rewritten);
+            match outcome {
+                Err(LakeError::Storage(StorageError::Conflict(m))) if attempt < MERGE_ATTEMPTS => tracing::info!(attempt, "{m}; merging again"),
                 other => break other,
             }
         };
-        for s in &new {
-            if !s.rel.is_empty() {
-                let _ = std::fs::remove_file(&s.local);
-            }
-        }
+        remove_local(&new);
         let committed = result?;
         Ok(Imported { batch_id: committed.batch_id, rows: new_rows as usize, replaced: committed.replaced_rows, ..Imported::default() })
+    }
+
+    /// Whether a partition of `months` is not at the version read any more
+    /// (`read` has no entry for a partition that did not exist).
+    async fn versions_changed(&self, kind: LakeKind, source: &str, months: &BTreeSet<Month>, read: &BTreeMap<Month, i64>) -> bool {
+        match self.catalog.lake_partitions(kind).await {
+            Ok(now) => now.iter().filter(|p| p.source == source && months.contains(&p.month)).any(|p| read.get(&p.month).copied().unwrap_or(0) != p.version),
+            Err(_) => false,
+        }
     }
 
     /// Publishes staged files, switches the catalog to them, and deletes
@@ -411,19 +445,16 @@ impl Lake {
         label: &str,
         scope: &str,
         rows: i64,
-        staged: Vec<Staged>,
+        staged: &[Staged],
         switches: Vec<PartitionSwitch>,
         retire_legacy: bool,
     ) -> Result<LakeCommitted> {
         // 1. Write the new files.
         let mut published: Vec<&Staged> = Vec::new();
-        for s in &staged {
+        for s in staged {
             if let Err(e) = self.objects.publish(&s.local, &s.rel).await {
                 for p in &published {
                     let _ = self.objects.delete(&p.rel).await;
-                }
-                for s in &staged {
-                    let _ = std::fs::remove_file(&s.local);
                 }
                 return Err(e);
             }
@@ -441,7 +472,7 @@ impl Lake {
         let committed = match self.catalog.lake_commit(commit).await {
             Ok(c) => c,
             Err(e) => {
-                for s in &staged {
+                for s in staged {
                     let _ = self.objects.delete(&s.rel).await;
                 }
                 return Err(e.into());
@@ -656,10 +687,19 @@ impl Lake {
             // Some(0): the partition must not be in the store yet; it never is, since this runs before any import.
             let switches = switches_of(&staged, &[p.month], |_| Some(0));
             let label = format!("rows kept in SQL by an earlier version ({} {} {})", p.kind, p.source, p.month);
-            self.switch(p.kind, &p.source, &label, &format!("months {}", p.month), p.rows, staged, switches, true).await?;
+            let done = self.switch(p.kind, &p.source, &label, &format!("months {}", p.month), p.rows, &staged, switches, true).await;
+            remove_local(&staged);
+            done?;
             moved.partitions += 1;
         }
         Ok(moved)
+    }
+}
+
+/// Deletes staged files once their copies are in the store (or the import failed).
+fn remove_local(staged: &[Staged]) {
+    for s in staged.iter().filter(|s| !s.rel.is_empty()) {
+        let _ = std::fs::remove_file(&s.local);
     }
 }
 

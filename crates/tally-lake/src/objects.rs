@@ -82,7 +82,8 @@ impl Objects {
         }
     }
 
-    /// Puts a finished local file at `rel`; the local file is consumed.
+    /// Puts a copy of a finished local file at `rel` (the local file stays,
+    /// for a retry; the caller deletes it).
     pub(crate) async fn publish(&self, local: &Path, rel: &str) -> Result<(), LakeError> {
         check_rel(rel)?;
         match self {
@@ -92,9 +93,16 @@ impl Objects {
                 if let Some(dir) = target.parent() {
                     tokio::fs::create_dir_all(dir).await.map_err(io)?;
                 }
-                // Same file system (the staging folder is inside the store): a rename, atomic.
-                tokio::fs::rename(local, &target).await.map_err(io)?;
-                Ok(())
+                // Same file system (the staging folder is inside the store): a hard link, atomic and free.
+                match tokio::fs::hard_link(local, &target).await {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(io(e)),
+                    Err(_) => {
+                        let tmp = target.with_extension("parquet.copying");
+                        tokio::fs::copy(local, &tmp).await.map_err(io)?;
+                        tokio::fs::rename(&tmp, &target).await.map_err(io)
+                    }
+                }
             }
             Self::Remote { store, url, .. } => {
                 let upload = store.put_multipart(&ObjectPath::from(rel)).await.map_err(|e| LakeError::Store(format!("writing {url}/{rel}: {e}")))?;
@@ -110,7 +118,6 @@ impl Objects {
                     writer.write(&buf[..n]);
                 }
                 writer.finish().await.map_err(|e| LakeError::Store(format!("writing {url}/{rel}: {e}")))?;
-                let _ = tokio::fs::remove_file(local).await;
                 Ok(())
             }
         }

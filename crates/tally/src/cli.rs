@@ -31,6 +31,18 @@ pub enum LogFormat {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Where the store is and what each partition (kind, source, month) holds.
+    Status,
+    /// Delete files that later imports replaced, and files no import finished.
+    Sweep {
+        /// Leave unfinished files younger than this alone (an import may still be writing them): 90s, 30m, 1h.
+        #[arg(long, default_value = "1h")]
+        grace: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum Command {
     /// Generate the reference deployment's last months into the embedded database, allocate them, and serve the dashboard.
     Demo {
@@ -55,8 +67,11 @@ pub enum Command {
         #[arg(long)]
         no_scheduler: bool,
     },
-    /// Apply the database migrations.
+    /// Apply the database migrations (moving raw rows of earlier versions into the columnar store).
     Migrate,
+    /// Look after the columnar store of raw billing and usage data.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Import billing, usage or revenue files.
     #[command(subcommand)]
     Import(ImportCommand),

@@ -15,7 +15,7 @@ use tally_jobs::App;
 use tally_jobs::import::{BillingFormat, import_billing, import_revenue, import_usage, local_files};
 use tally_storage::AllocationFilter;
 
-use crate::cli::{Cli, CollectCommand, Command, ExportCommand, FileFormat, ImportCommand, PricesCommand, TokenCommand};
+use crate::cli::{Cli, CollectCommand, Command, ExportCommand, FileFormat, ImportCommand, PricesCommand, StoreCommand, TokenCommand};
 use crate::output::{Bar, table};
 
 pub async fn run(cli: Cli) -> Result<ExitCode> {
@@ -117,6 +117,36 @@ async fn dispatch(app: App, command: Command) -> Result<ExitCode> {
         Command::Demo { listen, tenants, months, seed, no_serve } => demo(app, listen, tenants, months, seed, no_serve).await,
         Command::Serve { listen, no_scheduler } => serve(app, listen, no_scheduler).await,
         Command::Import(cmd) => import(&app, cmd).await,
+        Command::Store(StoreCommand::Status) => {
+            println!("columnar store: {}", app.lake.location());
+            let mut rows = Vec::new();
+            for kind in [tally_storage::LakeKind::Billing, tally_storage::LakeKind::Usage] {
+                for p in app.store.lake_partitions(kind).await? {
+                    let files = app.store.lake_files(kind, Some(&p.source), p.month, p.month).await?;
+                    let bytes: i64 = files.iter().map(|f| f.bytes).sum();
+                    rows.push(vec![
+                        kind.to_string(),
+                        p.source.clone(),
+                        p.month.to_string(),
+                        p.rows.to_string(),
+                        files.len().to_string(),
+                        format!("{:.1}", bytes as f64 / 1e6),
+                        p.updated_at.format("%Y-%m-%d %H:%M").to_string(),
+                    ]);
+                }
+            }
+            print!("{}", table(&["kind", "source", "month", "rows", "files", "MB", "switched (UTC)"], &rows, &[3, 4, 5]));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Store(StoreCommand::Sweep { grace }) => {
+            let grace = parse_duration(&grace).map_err(|e| anyhow!("--grace: {e}"))?;
+            let swept = app.lake.sweep(grace.to_std().unwrap_or_default()).await?;
+            println!(
+                "deleted {} replaced file(s) and {} unfinished file(s); {} cached copies pruned",
+                swept.superseded, swept.orphans, swept.cached
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Collect(CollectCommand::Costs { from, to }) => {
             let window = match (from, to) {
                 (Some(f), Some(t)) => Some((day(&f, "--from")?, day(&t, "--to")?)),
@@ -355,7 +385,7 @@ async fn import(app: &App, cmd: ImportCommand) -> Result<ExitCode> {
             print!("{}", table(&["billing period", "lines", "unblended", "amortized"], &rows, &[1, 2, 3]));
             println!("{} file(s); {} earlier line(s) replaced; job run {}", report.files.len(), report.replaced, report.job_run);
             if !report.tenants_created.is_empty() {
-                println!("new tenants: {}", report.tenants_created.iter().map(TenantId::as_str).collect::<Vec<_>>().join(", "));
+                println!("{}", new_tenants(&report.tenants_created));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -370,7 +400,7 @@ async fn import(app: &App, cmd: ImportCommand) -> Result<ExitCode> {
                 r.job_run
             );
             if !r.tenants_created.is_empty() {
-                println!("new tenants: {}", r.tenants_created.iter().map(TenantId::as_str).collect::<Vec<_>>().join(", "));
+                println!("{}", new_tenants(&r.tenants_created));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -380,6 +410,28 @@ async fn import(app: &App, cmd: ImportCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The tenants an import created, in a line: all of a few, the first ten of many.
+fn new_tenants(ids: &[TenantId]) -> String {
+    let shown: Vec<&str> = ids.iter().take(10).map(TenantId::as_str).collect();
+    match ids.len() {
+        n if n <= 10 => format!("new tenants: {}", shown.join(", ")),
+        n => format!("{n} new tenants: {} and {} more", shown.join(", "), n - 10),
+    }
+}
+
+/// `90s`, `30m`, `12h`, `7d`.
+fn parse_duration(s: &str) -> Result<Duration> {
+    let (n, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: i64 = n.parse().map_err(|_| anyhow!("{s:?}: expected a duration such as 90s, 30m, 12h or 7d"))?;
+    Ok(match unit {
+        "s" => Duration::seconds(n),
+        "m" => Duration::minutes(n),
+        "h" => Duration::hours(n),
+        "d" => Duration::days(n),
+        _ => bail!("{s:?}: a duration ends in s, m, h or d"),
+    })
 }
 
 fn parse_expiry(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
