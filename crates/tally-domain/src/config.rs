@@ -463,7 +463,7 @@ impl Default for Config {
 }
 
 /// Environment variables that are options of the binary, not config keys.
-const NOT_CONFIG_KEYS: &[&str] = &["TALLY_CONFIG", "TALLY_LOG_FORMAT", "TALLY_LOG"];
+const NOT_CONFIG_KEYS: &[&str] = &["TALLY_CONFIG", "TALLY_LOG_FORMAT", "TALLY_LOG", "TALLY_TEST_PAUSE_BEFORE_SWITCH_MS"];
 
 impl Config {
     /// Builds the configuration from an optional TOML file (its name, for
