@@ -297,20 +297,30 @@ fn the_demo_month_reconciles_to_the_cent_and_every_tenant_gets_a_share() {
     // The path users run, over the store's files (written here as the store
     // writes them), gives the same tenant x pool totals.
     let write = |frames: Vec<polars::prelude::DataFrame>, name: &str| {
-        let mut all = frames.into_iter().reduce(|mut a, b| {
-            a.vstack_mut(&b).unwrap();
-            a
-        })
-        .unwrap();
+        let mut all = frames
+            .into_iter()
+            .reduce(|mut a, b| {
+                a.vstack_mut(&b).unwrap();
+                a
+            })
+            .unwrap();
         let p = dir.path().join(name);
         polars::prelude::ParquetWriter::new(std::fs::File::create(&p).unwrap()).finish(&mut all).unwrap();
         p
     };
     let mut frames = Vec::new();
-    tally_lake::read::read_cur_batches(&g.cur_files[0], &opts, &mut |df| Ok(frames.push(df))).unwrap();
+    tally_lake::read::read_cur_batches(&g.cur_files[0], &opts, &mut |df| {
+        frames.push(df);
+        Ok(())
+    })
+    .unwrap();
     let billing = write(frames, "billing.parquet");
     let mut frames = Vec::new();
-    tally_lake::read::read_usage_batches(&g.usage_files[0], &mut |df| Ok(frames.push(df))).unwrap();
+    tally_lake::read::read_usage_batches(&g.usage_files[0], &mut |df| {
+        frames.push(df);
+        Ok(())
+    })
+    .unwrap();
     let usage_file = write(frames, "usage.parquet");
     let b = allocate(&AllocationConfig::default(), Currency::USD, month, &[billing], &[usage_file]).unwrap();
     assert_reconciles(&b, &lines);

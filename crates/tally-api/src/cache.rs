@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::http::HeaderValue;
+use axum::http::HeaderMap;
 use tally_storage::{Store, TokenRecord};
 
 /// How stale a replica's answers may be, at most.
@@ -27,7 +27,8 @@ pub(crate) const MAX_BODY: usize = 8 << 20;
 #[derive(Debug, Clone)]
 pub(crate) struct Kept {
     pub(crate) body: Bytes,
-    pub(crate) content_type: HeaderValue,
+    /// The answer's headers (content type, cache control), as first sent.
+    pub(crate) headers: HeaderMap,
 }
 
 #[derive(Debug)]

@@ -92,8 +92,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/exports/monthly.csv", get(routes::export_monthly_csv))
         .route("/exports/monthly.parquet", get(routes::export_monthly_parquet))
         .route("/exports/focus", get(routes::export_focus))
-        .fallback(|| async { ApiError::NotFound("no such route".into()) })
-        .layer(middleware::from_fn_with_state(state.clone(), keep_answers));
+        .fallback(|| async { ApiError::NotFound("no such route".into()) });
     Router::new()
         .nest("/api/v1", api)
         .route("/api/openapi.json", get(openapi_route))
@@ -104,33 +103,43 @@ pub fn router(state: ApiState) -> Router {
         .route("/static/{file}", get(charts::font))
         .merge(dashboard::routes())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .layer(middleware::from_fn_with_state(state.clone(), keep_answers))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 
-/// The reports kept in memory (see [`cache`]): JSON answers of these routes,
-/// per role, tenant, day and request, while the data stays the same.
-const KEPT_ROUTES: [&str; 7] =
-    ["/costs", "/tenants", "/tenants/{tenant}", "/burn", "/reconciliation", "/explanations", "/savings"];
+/// The reports kept in memory (see [`cache`]): answers of these routes (JSON
+/// reports, dashboard pages, charts), per role, tenant, day and request,
+/// while the data stays the same. Not kept: exports (streamed), jobs and the
+/// operations page (job runs are not data), and everything that writes.
+const KEPT_ROUTES: [&str; 13] = [
+    "/api/v1/costs",
+    "/api/v1/tenants",
+    "/api/v1/tenants/{tenant}",
+    "/api/v1/burn",
+    "/api/v1/reconciliation",
+    "/api/v1/explanations",
+    "/api/v1/savings",
+    "/",
+    "/tenants",
+    "/tenants/{tenant}",
+    "/finance",
+    "/savings",
+    "/charts/{file}",
+];
 
 async fn keep_answers(State(state): State<ApiState>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().trim_start_matches("/api/v1").to_owned());
-    if req.method() != axum::http::Method::GET || !route.is_some_and(|r| KEPT_ROUTES.contains(&r.as_str())) {
+    let kept = req.extensions().get::<MatchedPath>().is_some_and(|p| KEPT_ROUTES.contains(&p.as_str()));
+    if req.method() != axum::http::Method::GET || !kept {
         return next.run(req).await;
     }
     let (mut parts, body) = req.into_parts();
     let Ok(who) = Principal::from_request_parts(&mut parts, &state).await else {
         return next.run(Request::from_parts(parts, body)).await;
     };
-    let key = format!(
-        "{}|{}|{}|{}",
-        state.clock.now().date_naive(),
-        who.role,
-        who.tenant.as_ref().map(|t| t.as_str()).unwrap_or_default(),
-        parts.uri
-    );
+    let key = format!("{}|{}|{}|{}", state.clock.now().date_naive(), who.role, who.tenant.as_ref().map(|t| t.as_str()).unwrap_or_default(), parts.uri);
     if let Some(kept) = state.cache.answer(&key) {
-        return ([(header::CONTENT_TYPE, kept.content_type)], kept.body).into_response();
+        return (kept.headers, kept.body).into_response();
     }
     let resp = next.run(Request::from_parts(parts, body)).await;
     if resp.status() != StatusCode::OK {
@@ -139,8 +148,8 @@ async fn keep_answers(State(state): State<ApiState>, req: Request, next: Next) -
     let (parts, body) = resp.into_parts();
     match axum::body::to_bytes(body, cache::MAX_BODY).await {
         Ok(bytes) => {
-            if let Some(ct) = parts.headers.get(header::CONTENT_TYPE) {
-                state.cache.keep_answer(key, cache::Kept { body: bytes.clone(), content_type: ct.clone() });
+            if !parts.headers.contains_key(header::SET_COOKIE) {
+                state.cache.keep_answer(key, cache::Kept { body: bytes.clone(), headers: parts.headers.clone() });
             }
             Response::from_parts(parts, axum::body::Body::from(bytes))
         }

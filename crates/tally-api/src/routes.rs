@@ -95,13 +95,23 @@ pub async fn costs(State(state): State<ApiState>, who: Principal, q: Params) -> 
     let daily = dims.contains(&Dimension::Day) || span.from_day.is_some() || span.to_day.is_some();
     let rows = if daily {
         let by = match (dims.contains(&Dimension::Tenant), dims.contains(&Dimension::Service), dims.contains(&Dimension::Pool) || pool.is_some()) {
-            (_, _, true) => return Err(ApiError::bad_parameter(if pool.is_some() { "pool" } else { "group_by" }, "costs by pool are kept per month, not per day")),
-            (true, true, _) => return Err(ApiError::bad_parameter("group_by", "daily costs are kept per tenant and per service: group by day with tenant, or day with service")),
+            (_, _, true) => {
+                return Err(ApiError::bad_parameter(if pool.is_some() { "pool" } else { "group_by" }, "costs by pool are kept per month, not per day"));
+            }
+            (true, true, _) => {
+                return Err(ApiError::bad_parameter(
+                    "group_by",
+                    "daily costs are kept per tenant and per service: group by day with tenant, or day with service",
+                ));
+            }
             (true, false, _) => Some(DailyBy::Allocatee),
             (false, true, _) => Some(DailyBy::Service),
             (false, false, _) => None,
         };
-        if by == Some(DailyBy::Service) && tenant.is_some() || by == Some(DailyBy::Allocatee) && service.is_some() || by.is_none() && tenant.is_some() && service.is_some() {
+        if by == Some(DailyBy::Service) && tenant.is_some()
+            || by == Some(DailyBy::Allocatee) && service.is_some()
+            || by.is_none() && tenant.is_some() && service.is_some()
+        {
             return Err(ApiError::bad_parameter(
                 if who.tenant.is_some() { "group_by" } else { "service" },
                 "daily costs are kept per tenant and per service: a tenant's daily cost of one service is not kept (ask per month)",
@@ -630,11 +640,17 @@ pub async fn export_focus(State(state): State<ApiState>, who: Principal, q: Para
     tokio::spawn(async move {
         let writer: std::sync::Arc<std::sync::Mutex<Option<FocusSink>>> = std::sync::Arc::new(std::sync::Mutex::new(None));
         let slot = writer.clone();
-        let opened = if csv { FocusCsv::new(out).map(FocusSink::Csv).map_err(|e| e.to_string()) } else { FocusParquet::new(out).map(FocusSink::Parquet).map_err(|e| e.to_string()) };
+        let opened = if csv {
+            FocusCsv::new(out).map(FocusSink::Csv).map_err(|e| e.to_string())
+        } else {
+            FocusParquet::new(out).map(FocusSink::Parquet).map_err(|e| e.to_string())
+        };
         let result = match opened {
             Ok(w) => {
                 *writer.lock().expect("writer") = Some(w);
-                lake.each_line_batch(source, month, 50_000, move |lines| slot.lock().expect("writer").as_mut().expect("open").write(&lines)).await.map_err(|e| e.to_string())
+                lake.each_line_batch(source, month, 50_000, move |lines| slot.lock().expect("writer").as_mut().expect("open").write(&lines))
+                    .await
+                    .map_err(|e| e.to_string())
             }
             Err(e) => Err(e),
         };
@@ -651,8 +667,11 @@ pub async fn export_focus(State(state): State<ApiState>, who: Principal, q: Para
     });
     let chunks = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|chunk| (chunk, rx)) });
     let body = axum::body::Body::from_stream(chunks);
-    let (content_type, name) =
-        if csv { ("text/csv; charset=utf-8", format!("tally-focus-{month}.csv")) } else { ("application/vnd.apache.parquet", format!("tally-focus-{month}.parquet")) };
+    let (content_type, name) = if csv {
+        ("text/csv; charset=utf-8", format!("tally-focus-{month}.csv"))
+    } else {
+        ("application/vnd.apache.parquet", format!("tally-focus-{month}.parquet"))
+    };
     Ok(([(header::CONTENT_TYPE, content_type.to_owned()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\""))], body).into_response())
 }
 

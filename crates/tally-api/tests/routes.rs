@@ -35,6 +35,7 @@ struct TestApp {
     router: Router,
     tokens: BTreeMap<&'static str, String>,
     allocator: Arc<RecordingAllocator>,
+    store: Arc<dyn Store>,
     _dir: tempfile::TempDir,
 }
 
@@ -142,7 +143,7 @@ async fn spawn_app(rate_limit: u32) -> TestApp {
     tokens.insert("revoked", revoked.token);
     let expired = issue(store.as_ref(), Role::Admin, None, None, Some(now - chrono::Duration::hours(1)), now - chrono::Duration::days(1)).await.unwrap();
     tokens.insert("expired", expired.token);
-    TestApp { router: router(state), tokens, allocator, _dir: dir }
+    TestApp { router: router(state), tokens, allocator, store, _dir: dir }
 }
 
 struct Answer {
@@ -346,6 +347,36 @@ async fn the_monthly_csv_sums_to_the_bill_per_service_and_neutralises_formulas()
     assert_eq!(per_service["AWSELB"], d("10.00"));
     assert_eq!(per_service["AmazonS3"], d("2.50"));
     assert_eq!(per_service["AWSDataTransfer"], d("2.25"));
+}
+
+#[tokio::test]
+async fn kept_answers_follow_every_write() {
+    let app = spawn_app(1_000_000).await;
+    let revenue = |a: &Answer| a.json()["revenue"].as_str().unwrap().to_owned();
+    let page_shows = |a: &Answer, s: &str| String::from_utf8_lossy(&a.body).contains(s);
+    assert_eq!(revenue(&app.get("/api/v1/tenants/acme?month=2026-10", Some("viewer")).await), "199");
+    assert!(page_shows(&app.get("/tenants/acme?month=2026-10", Some("viewer")).await, "$199.00"));
+    // Kept: the same answer again, the chart's own headers with it.
+    let chart = app.get("/charts/tenant.svg?tenant=acme", Some("viewer")).await;
+    let again = app.get("/charts/tenant.svg?tenant=acme", Some("viewer")).await;
+    assert_eq!((again.body.as_slice(), again.headers.get("cache-control")), (chart.body.as_slice(), chart.headers.get("cache-control")));
+
+    // Another replica writes (straight into the database): seen within the check interval.
+    let acme = TenantId::parse("acme").unwrap();
+    app.store.replace_revenue(&[oct()], &[RevenueEntry::new(oct(), acme, Money::parse("250", Currency::USD).unwrap()).unwrap()]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(revenue(&app.get("/api/v1/tenants/acme?month=2026-10", Some("viewer")).await), "250");
+    assert!(page_shows(&app.get("/tenants/acme?month=2026-10", Some("viewer")).await, "$250.00"));
+
+    // This server writes: seen at once.
+    let posted =
+        app.call(Method::POST, "/api/v1/revenue", Some("admin"), Some(r#"{"month":"2026-10","tenant":"acme","amount":"300.00","currency":"USD"}"#)).await;
+    assert_eq!(posted.status, StatusCode::CREATED);
+    assert_eq!(revenue(&app.get("/api/v1/tenants/acme?month=2026-10", Some("viewer")).await), "300.00");
+    assert!(page_shows(&app.get("/tenants/acme?month=2026-10", Some("viewer")).await, "$300.00"));
+    // Answers are kept per role and tenant: the tenant's own token sees its figures, not a viewer's page.
+    assert_eq!(revenue(&app.get("/api/v1/tenants/acme?month=2026-10", Some("tenant")).await), "300.00");
+    assert_eq!(app.get("/api/v1/tenants/globex?month=2026-10", Some("tenant")).await.status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

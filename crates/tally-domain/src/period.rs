@@ -46,11 +46,7 @@ pub const END_INSTANT_MS: i64 = 253_402_300_800_000;
 /// months; `what` names it in the error.
 pub fn check_instant(what: &'static str, ts: DateTime<Utc>) -> Result<(), ValidationError> {
     let ms = ts.timestamp_millis();
-    if (FIRST_INSTANT_MS..END_INSTANT_MS).contains(&ms) {
-        Ok(())
-    } else {
-        Err(ValidationError::new(what, ts.to_rfc3339(), "a time from 1970 through 9999"))
-    }
+    if (FIRST_INSTANT_MS..END_INSTANT_MS).contains(&ms) { Ok(()) } else { Err(ValidationError::new(what, ts.to_rfc3339(), "a time from 1970 through 9999")) }
 }
 
 /// A calendar month in UTC, such as 2026-10.

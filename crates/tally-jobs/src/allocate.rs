@@ -112,10 +112,7 @@ async fn run(app: &App, month: Month, skip_unchanged: bool) -> Result<Option<All
             app.store.replace_allocation(&set).await?;
             let rows = set.monthly.len() + set.service_daily.len() + set.tenant_daily.len();
             tracker.rows(rows as i64);
-            tracker.detail(format!(
-                "{month} from {source}: {} lines, {} usage rows, {rows} result rows",
-                result.billed_lines, result.usage_rows
-            ));
+            tracker.detail(format!("{month} from {source}: {} lines, {} usage rows, {rows} result rows", result.billed_lines, result.usage_rows));
             return Ok(Some(AllocationOutcome { month, rows, billed_lines: result.billed_lines, usage_rows: result.usage_rows, job_run_id: None }));
         }
     })

@@ -106,7 +106,12 @@ pub async fn migrate(app: &App) -> Result<(usize, tally_lake::LegacyMoved)> {
     let mut applied = app.store.migrate().await?;
     let moved = app.lake.move_legacy().await?;
     if moved.partitions > 0 {
-        tracing::info!(partitions = moved.partitions, lines = moved.billing_lines, samples = moved.usage_samples, "moved raw rows from SQL to the columnar store");
+        tracing::info!(
+            partitions = moved.partitions,
+            lines = moved.billing_lines,
+            samples = moved.usage_samples,
+            "moved raw rows from SQL to the columnar store"
+        );
     }
     applied += app.store.migrate().await?;
     Ok((applied, moved))

@@ -86,7 +86,9 @@ impl Fixture {
         store.migrate().await.unwrap();
         let mut config = Config::default();
         config.collectors.cost_explorer.monthly_request_budget = budget;
-        let app = App::new(store, Arc::new(config), Arc::new(ManualClock::new("2026-10-04T06:20:00Z".parse().unwrap())), dir.path().to_path_buf(), "test".into()).unwrap();
+        let app =
+            App::new(store, Arc::new(config), Arc::new(ManualClock::new("2026-10-04T06:20:00Z".parse().unwrap())), dir.path().to_path_buf(), "test".into())
+                .unwrap();
         let settings = AwsSettings {
             endpoint_url: Some(moto.endpoint()),
             region: Some("us-east-1".into()),

@@ -17,7 +17,14 @@ async fn an_s3_delivery_imports_only_its_latest_snapshot_and_once() {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap());
     store.migrate().await.unwrap();
-    let app = App::new(store, Arc::new(Config::default()), Arc::new(ManualClock::new("2026-11-02T00:00:00Z".parse().unwrap())), dir.path().to_path_buf(), "test".into()).unwrap();
+    let app = App::new(
+        store,
+        Arc::new(Config::default()),
+        Arc::new(ManualClock::new("2026-11-02T00:00:00Z".parse().unwrap())),
+        dir.path().to_path_buf(),
+        "test".into(),
+    )
+    .unwrap();
     // A real CUR 2.0 file from the generator, delivered twice (two snapshots).
     let generated = tempfile::tempdir().unwrap();
     let month = Month::parse("2026-10").unwrap();

@@ -34,7 +34,14 @@ async fn schema_sizes_become_db_storage_gb_per_tenant_and_a_missing_pg_stat_stat
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap());
     store.migrate().await.unwrap();
-    let app = App::new(store.clone(), Arc::new(Config::default()), Arc::new(ManualClock::new("2026-11-02T10:10:00Z".parse().unwrap())), dir.path().to_path_buf(), "test".into()).unwrap();
+    let app = App::new(
+        store.clone(),
+        Arc::new(Config::default()),
+        Arc::new(ManualClock::new("2026-11-02T10:10:00Z".parse().unwrap())),
+        dir.path().to_path_buf(),
+        "test".into(),
+    )
+    .unwrap();
     let db = AppDatabaseSource(AppDatabase::connect(&tally_test_support::postgres_url(&name)).await.unwrap());
     let has_pss = db.0.has_pg_stat_statements().await.unwrap();
     let r = collect_postgres(&app, &db).await.unwrap();

@@ -148,10 +148,9 @@ pub struct Lake {
 /// Runs CPU-heavy work off the async runtime, on a thread of its own:
 /// outside any runtime's context, where polars' own async I/O may block
 /// whatever runtime (current-thread or not) the caller runs on.
-pub async fn on_worker_thread<T: Send + 'static, E: Send + 'static>(f: impl FnOnce() -> std::result::Result<T, E> + Send + 'static) -> std::result::Result<T, E>
-where
-    E: From<LakeError>,
-{
+pub async fn on_worker_thread<T: Send + 'static, E: From<LakeError> + Send + 'static>(
+    f: impl FnOnce() -> std::result::Result<T, E> + Send + 'static,
+) -> std::result::Result<T, E> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("tally-columnar".into())
@@ -248,10 +247,7 @@ impl Lake {
             batch_id: committed.batch_id,
             rows: summary.rows,
             replaced: committed.replaced_rows,
-            months: totals
-                .into_iter()
-                .map(|(month, (lines, u, a))| MonthTotals { month, lines, unblended: decimal_of(u), amortized: decimal_of(a) })
-                .collect(),
+            months: totals.into_iter().map(|(month, (lines, u, a))| MonthTotals { month, lines, unblended: decimal_of(u), amortized: decimal_of(a) }).collect(),
             tenants: summary.tenants,
             metrics: Vec::new(),
             warnings: summary.warnings,
@@ -467,8 +463,7 @@ impl Lake {
         // 2. Switch the catalog in one transaction.
         let files: Vec<tally_storage::NewLakeFile> =
             staged.iter().map(|s| tally_storage::NewLakeFile { month: s.month, path: s.rel.clone(), rows: s.rows, bytes: s.bytes }).collect();
-        let commit =
-            LakeCommit { kind, source, label, scope, rows, partitions: &switches, files: &files, retire_legacy, at: Utc::now() };
+        let commit = LakeCommit { kind, source, label, scope, rows, partitions: &switches, files: &files, retire_legacy, at: Utc::now() };
         let committed = match self.catalog.lake_commit(commit).await {
             Ok(c) => c,
             Err(e) => {
@@ -507,7 +502,10 @@ impl Lake {
 
     /// The current usage files of every source for the months that overlap `[from, to)`.
     pub async fn usage(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Snapshot> {
-        let (first, last) = (Month::checked_of(from).map_err(|e| LakeError::Invalid(e.to_string()))?, Month::checked_of(to - chrono::Duration::milliseconds(1)).map_err(|e| LakeError::Invalid(e.to_string()))?);
+        let (first, last) = (
+            Month::checked_of(from).map_err(|e| LakeError::Invalid(e.to_string()))?,
+            Month::checked_of(to - chrono::Duration::milliseconds(1)).map_err(|e| LakeError::Invalid(e.to_string()))?,
+        );
         let files = self.catalog.lake_files(LakeKind::Usage, None, first, last).await?;
         self.snapshot(files).await
     }
@@ -558,7 +556,8 @@ impl Lake {
         let snap = self.billing(source.as_str(), month).await?;
         blocking(move || {
             let mut n = 0;
-            let batches = scan_files(LakeKind::Billing, &snap.paths)?.collect_batches(Engine::Streaming, true, std::num::NonZeroUsize::new(rows.max(1)), false)?;
+            let batches =
+                scan_files(LakeKind::Billing, &snap.paths)?.collect_batches(Engine::Streaming, true, std::num::NonZeroUsize::new(rows.max(1)), false)?;
             for batch in batches {
                 let batch = batch.map_err(|e| crate::scan::diagnose(&snap.paths, e))?;
                 let lines = crate::schema::lines_of(&batch, source)?;
@@ -598,7 +597,19 @@ impl Lake {
             let mut out = Vec::new();
             for (source, paths) in by_source {
                 let t = |ms: i64| lit(ms).cast(crate::schema::time_type());
-                let keys = ["usage_start", "usage_end", "billing_month", "service", "usage_type", "operation", "region", "line_type", "currency", "instance_type", "commitment_id"];
+                let keys = [
+                    "usage_start",
+                    "usage_end",
+                    "billing_month",
+                    "service",
+                    "usage_type",
+                    "operation",
+                    "region",
+                    "line_type",
+                    "currency",
+                    "instance_type",
+                    "commitment_id",
+                ];
                 let mut lf = scan_files(LakeKind::Billing, &paths)?
                     .filter(col("usage_start").gt_eq(t(from.timestamp_millis())).and(col("usage_start").lt(t(to.timestamp_millis()))));
                 if !services.is_empty() {

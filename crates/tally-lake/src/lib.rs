@@ -28,4 +28,4 @@ mod objects;
 mod parts;
 pub mod scan;
 
-pub use lake::{BillingFormat, Faults, on_worker_thread, Imported, Lake, LakeError, LegacyMoved, MonthTotals, Snapshot, Swept};
+pub use lake::{BillingFormat, Faults, Imported, Lake, LakeError, LegacyMoved, MonthTotals, Snapshot, Swept, on_worker_thread};

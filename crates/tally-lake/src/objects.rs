@@ -59,8 +59,7 @@ impl Objects {
                 }
                 let s3 = builder.build().map_err(|e| LakeError::Store(format!("storage.lake = {u:?}: {e}")))?;
                 let prefix = prefix.trim_matches('/');
-                let store: Arc<dyn ObjectStore> =
-                    if prefix.is_empty() { Arc::new(s3) } else { Arc::new(PrefixStore::new(s3, ObjectPath::from(prefix))) };
+                let store: Arc<dyn ObjectStore> = if prefix.is_empty() { Arc::new(s3) } else { Arc::new(PrefixStore::new(s3, ObjectPath::from(prefix))) };
                 let cache = data_dir.join("lake-cache").join(bucket).join(prefix);
                 Ok(Self::Remote { store, url: u.trim_end_matches('/').to_owned(), cache })
             }

@@ -94,10 +94,7 @@ pub fn conform_usage(lf: LazyFrame) -> LazyFrame {
 }
 
 fn times(name: &str, values: impl Iterator<Item = Option<i64>>) -> Column {
-    Int64Chunked::from_iter_options(name.into(), values)
-        .into_datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC))
-        .into_series()
-        .into()
+    Int64Chunked::from_iter_options(name.into(), values).into_datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC)).into_series().into()
 }
 
 fn money(name: &str, values: impl Iterator<Item = Option<rust_decimal::Decimal>>) -> PolarsResult<Column> {
@@ -218,13 +215,17 @@ pub fn tags_of(column: &Column) -> PolarsResult<Vec<BTreeMap<String, String>>> {
     let mut out = Vec::with_capacity(list.len());
     for arr in list.downcast_iter() {
         let offsets = arr.offsets();
-        let entries = arr.values().as_any().downcast_ref::<polars_arrow::array::StructArray>().ok_or_else(|| {
-            polars_err!(ComputeError: "the tags column is not a list of key/value pairs")
-        })?;
+        let entries = arr
+            .values()
+            .as_any()
+            .downcast_ref::<polars_arrow::array::StructArray>()
+            .ok_or_else(|| polars_err!(ComputeError: "the tags column is not a list of key/value pairs"))?;
         let field = |i: usize| {
-            entries.values()[i].as_any().downcast_ref::<polars_arrow::array::Utf8ViewArray>().cloned().ok_or_else(
-                || polars_err!(ComputeError: "the tags column's keys and values are not text"),
-            )
+            entries.values()[i]
+                .as_any()
+                .downcast_ref::<polars_arrow::array::Utf8ViewArray>()
+                .cloned()
+                .ok_or_else(|| polars_err!(ComputeError: "the tags column's keys and values are not text"))
         };
         let (keys, values) = (field(0)?, field(1)?);
         for i in 0..arr.len() {
@@ -247,7 +248,25 @@ pub fn tags_of(column: &Column) -> PolarsResult<Vec<BTreeMap<String, String>>> {
 pub fn lines_of(df: &DataFrame, source: CostSource) -> PolarsResult<Vec<CostLine>> {
     let c = Cols { df };
     let (start, end) = (c.millis("usage_start")?, c.millis("usage_end")?);
-    let [month, payer, account, service, usage_type, operation, resource, region, az, line_type, description, currency, unit, itype, commitment, tenant, provider] = [
+    let [
+        month,
+        payer,
+        account,
+        service,
+        usage_type,
+        operation,
+        resource,
+        region,
+        az,
+        line_type,
+        description,
+        currency,
+        unit,
+        itype,
+        commitment,
+        tenant,
+        provider,
+    ] = [
         "billing_month",
         "payer_account",
         "usage_account",
@@ -267,8 +286,10 @@ pub fn lines_of(df: &DataFrame, source: CostSource) -> PolarsResult<Vec<CostLine
         "provider",
     ]
     .map(|n| c.text(n));
-    let (month, payer, account, service, usage_type, operation, resource, region, az) = (month?, payer?, account?, service?, usage_type?, operation?, resource?, region?, az?);
-    let (line_type, description, currency, unit, itype, commitment, tenant, provider) = (line_type?, description?, currency?, unit?, itype?, commitment?, tenant?, provider?);
+    let (month, payer, account, service, usage_type, operation, resource, region, az) =
+        (month?, payer?, account?, service?, usage_type?, operation?, resource?, region?, az?);
+    let (line_type, description, currency, unit, itype, commitment, tenant, provider) =
+        (line_type?, description?, currency?, unit?, itype?, commitment?, tenant?, provider?);
     let [unblended, net, amortized, list, amount] = MONEY.map(|n| c.money(n));
     let (unblended, net, amortized, list, amount) = (unblended?, net?, amortized?, list?, amount?);
     let estimated = df.column("estimated")?.bool()?;
@@ -318,14 +339,15 @@ pub fn usage_of(df: &DataFrame) -> PolarsResult<Vec<UsageSample>> {
     (0..df.height())
         .map(|i| {
             let h = instant(hour.get(i), "hour")?;
+            let m = parsed(metric.get(i), "metric", Metric::parse)?;
             Ok(UsageSample {
                 hour: Period::hour(h).map_err(|e| polars_err!(ComputeError: "a lake file holds an invalid hour: {e}"))?,
                 tenant: parsed(tenant.get(i), "tenant", TenantId::parse)?,
-                metric: parsed(metric.get(i), "metric", Metric::parse)?,
                 value: value.get(i).unwrap_or(0.0),
-                unit: unit.get(i).map(str::to_owned),
+                unit: unit.get(i).map(str::to_owned).or_else(|| m.canonical_unit().map(str::to_owned)),
                 resource_id: resource.get(i).map(str::to_owned),
                 workload: workload.get(i).map(str::to_owned),
+                metric: m,
             })
         })
         .collect()

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 use rust_decimal::{Decimal, RoundingStrategy};
+use tally_domain::{Currency, LineType};
 use tally_lake::ReadOptions;
 use tally_lake::read::{aws_service_code, read_cur, read_focus};
-use tally_domain::{Currency, LineType};
 
 type Totals = BTreeMap<(String, String), (f64, f64)>;
 

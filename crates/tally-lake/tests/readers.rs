@@ -2,9 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+use tally_domain::Currency;
 use tally_lake::read::{read_cur, read_focus, read_revenue, read_usage};
 use tally_lake::{ReadError, ReadOptions};
-use tally_domain::Currency;
 
 const HEADER: &str = "identity/LineItemId,bill/BillingPeriodStartDate,lineItem/UsageStartDate,lineItem/UsageEndDate,lineItem/ProductCode,lineItem/UsageType,lineItem/LineItemType,lineItem/UnblendedCost,lineItem/CurrencyCode,resourceTags/user:tenant";
 

@@ -411,7 +411,9 @@ impl<W: Write + Send> FocusParquet<W> {
             .map(|(i, (_, kind))| match kind {
                 Kind::Text => ColumnData::Utf8(rows.iter().map(|r| if let Cell::Text(s) = &r[i] { Some(s.as_str()) } else { None }).collect()),
                 Kind::Number => ColumnData::Double(rows.iter().map(|r| if let Cell::Number(d) = &r[i] { d.to_f64() } else { None }).collect()),
-                Kind::Time => ColumnData::TimestampMillis(rows.iter().map(|r| if let Cell::Time(t) = &r[i] { Some(t.timestamp_millis()) } else { None }).collect()),
+                Kind::Time => {
+                    ColumnData::TimestampMillis(rows.iter().map(|r| if let Cell::Time(t) = &r[i] { Some(t.timestamp_millis()) } else { None }).collect())
+                }
             })
             .collect();
         self.out.write_row_group(&columns)

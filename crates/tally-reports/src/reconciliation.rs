@@ -70,7 +70,13 @@ pub type Billed = (String, i64, Decimal, Decimal);
 /// Reconciles a month: `billed` per service, `allocated` per service (the
 /// allocation's rows summed), and the rows `unassigned` to any tenant (only
 /// those of `__unallocated__` are listed with their reasons).
-pub fn reconcile(month: Month, source: Option<String>, billed: &[Billed], allocated: &BTreeMap<String, (Decimal, Decimal)>, unassigned: &[AllocationRow]) -> Reconciliation {
+pub fn reconcile(
+    month: Month,
+    source: Option<String>,
+    billed: &[Billed],
+    allocated: &BTreeMap<String, (Decimal, Decimal)>,
+    unassigned: &[AllocationRow],
+) -> Reconciliation {
     let services: Vec<ServiceReconciliation> = billed
         .iter()
         .map(|(service, lines, u, a)| {

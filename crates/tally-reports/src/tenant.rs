@@ -164,11 +164,7 @@ mod tests {
     fn margin_and_unit_costs_come_from_cost_revenue_and_usage() {
         let t = Tenant::new(TenantId::parse("acme").unwrap(), "Acme", Some("growth")).unwrap();
         let m = Month::parse("2026-10").unwrap();
-        let rows = [
-            row("eks_compute", "AmazonEC2", "60.00"),
-            row("transfer", "AWSDataTransfer", "9.00"),
-            row("rds_storage", "AmazonRDS", "11.50"),
-        ];
+        let rows = [row("eks_compute", "AmazonEC2", "60.00"), row("transfer", "AWSDataTransfer", "9.00"), row("rds_storage", "AmazonRDS", "11.50")];
         let usage = UsageSums::from([
             ((m, "requests".to_string()), 2_000_000.0),
             ((m, "egress_gb".to_string()), 100.0),

@@ -141,7 +141,8 @@ mod bulk_sqlite {
 
     pub(super) async fn daily_rollup(tx: &mut Tx<'_>, table: &'static str, key: &'static str, rows: &[DailyCost]) -> Result<()> {
         for chunk in rows.chunks(CHUNK * 2) {
-            let binds: Vec<(i64, i64)> = chunk.iter().map(|r| Ok((m::bind_sum(r.unblended, table)?, m::bind_sum(r.amortized, table)?))).collect::<Result<_>>()?;
+            let binds: Vec<(i64, i64)> =
+                chunk.iter().map(|r| Ok((m::bind_sum(r.unblended, table)?, m::bind_sum(r.amortized, table)?))).collect::<Result<_>>()?;
             let mut qb = QueryBuilder::<sqlx::Sqlite>::new(format!("INSERT INTO {table} (day, month, {key}, currency, unblended, amortized) "));
             qb.push_values(chunk.iter().zip(binds), |mut b, (r, (u, a))| {
                 b.push_bind(r.day)
@@ -1417,7 +1418,10 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(Duration::from_secs(30))
+            // Rows cross from SQLite's thread in batches rather than a few at a
+            // time: a report of 10,000 rows took 100 ms in thread hand-offs.
+            .row_buffer_size(4096);
         if let Some(parent) = options.get_filename().parent()
             && !parent.as_os_str().is_empty()
         {

@@ -151,9 +151,27 @@ fn switch(m: &str, expected: Option<i64>, rows: i64) -> PartitionSwitch {
     PartitionSwitch { month: month(m), expected_version: expected, rows, first_at: Some(month(m).start()), last_at: Some(month(m).end()) }
 }
 
-async fn commit(store: &dyn Store, kind: LakeKind, source: &str, switches: &[PartitionSwitch], files: &[NewLakeFile]) -> Result<tally_storage::LakeCommitted, StorageError> {
+async fn commit(
+    store: &dyn Store,
+    kind: LakeKind,
+    source: &str,
+    switches: &[PartitionSwitch],
+    files: &[NewLakeFile],
+) -> Result<tally_storage::LakeCommitted, StorageError> {
     let rows = files.iter().map(|f| f.rows).sum();
-    store.lake_commit(LakeCommit { kind, source, label: "test.parquet", scope: "months", rows, partitions: switches, files, retire_legacy: false, at: Utc::now() }).await
+    store
+        .lake_commit(LakeCommit {
+            kind,
+            source,
+            label: "test.parquet",
+            scope: "months",
+            rows,
+            partitions: switches,
+            files,
+            retire_legacy: false,
+            at: Utc::now(),
+        })
+        .await
 }
 
 fn paths(files: &[tally_storage::LakeFile]) -> Vec<&str> {
@@ -190,7 +208,10 @@ async fn a_switch_supersedes_its_partitions_files_and_leaves_other_months_and_so
     assert_eq!(paths(&current), ["b/cur/10/b-1.parquet", "b/cur/10/b-2.parquet"]);
     assert!(current.iter().all(|f| f.batch_id == done.batch_id && f.superseded_at.is_none()));
     assert_eq!(paths(&store.lake_files(LakeKind::Billing, Some("cur"), nov, nov).await.unwrap()), ["b/cur/11/a.parquet"]);
-    assert_eq!(paths(&store.lake_files(LakeKind::Billing, None, oct, nov).await.unwrap()), ["b/ce/10/a.parquet", "b/cur/10/b-1.parquet", "b/cur/10/b-2.parquet", "b/cur/11/a.parquet"]);
+    assert_eq!(
+        paths(&store.lake_files(LakeKind::Billing, None, oct, nov).await.unwrap()),
+        ["b/ce/10/a.parquet", "b/cur/10/b-1.parquet", "b/cur/10/b-2.parquet", "b/cur/11/a.parquet"]
+    );
     assert_eq!(paths(&store.lake_files(LakeKind::Usage, None, oct, nov).await.unwrap()), ["u/file/10/a.parquet"]);
 
     let parts = store.lake_partitions(LakeKind::Billing).await.unwrap();
@@ -266,7 +287,8 @@ async fn rows_of_an_earlier_version_move_partition_by_partition_exactly(store: &
         })
         .collect();
     lines.push(line(CostSource::CostExplorer, "2026-11-01T00:00:00Z", "AmazonEC2", "7"));
-    let samples = vec![sample("2026-10-31T23:00:00Z", "acme", "egress_gb", 1.5), sample("2026-11-01T00:00:00Z", "acme", "requests", 100.0).with_workload("api-1")];
+    let samples =
+        vec![sample("2026-10-31T23:00:00Z", "acme", "egress_gb", 1.5), sample("2026-11-01T00:00:00Z", "acme", "requests", 100.0).with_workload("api-1")];
     store.seed_legacy_rows(&lines, "file", &samples).await.unwrap();
     // Migrating stops before dropping the raw tables while they hold rows.
     store.migrate().await.unwrap();
@@ -292,7 +314,17 @@ async fn rows_of_an_earlier_version_move_partition_by_partition_exactly(store: &
     for p in &parts {
         let switches = [switch(&p.month.to_string(), Some(0), p.rows)];
         let files = [file(&p.month.to_string(), &format!("{}/{}/{}.parquet", p.kind, p.source, p.month), p.rows)];
-        let commit = LakeCommit { kind: p.kind, source: &p.source, label: "moved", scope: "months", rows: p.rows, partitions: &switches, files: &files, retire_legacy: true, at: Utc::now() };
+        let commit = LakeCommit {
+            kind: p.kind,
+            source: &p.source,
+            label: "moved",
+            scope: "months",
+            rows: p.rows,
+            partitions: &switches,
+            files: &files,
+            retire_legacy: true,
+            at: Utc::now(),
+        };
         let done = store.lake_commit(commit).await.unwrap();
         assert_eq!(done.replaced_rows, p.rows, "the SQL rows it retired");
     }
@@ -357,7 +389,13 @@ fn alloc(m: &str, who: &str, pool: &str, service: &str, cost: &str) -> Allocatio
 }
 
 fn daily(d: &str, key: &str, cost: &str) -> DailyCost {
-    DailyCost { day: NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap(), key: key.into(), currency: Currency::USD, unblended: dec(cost), amortized: dec(cost) - dec("0.01") }
+    DailyCost {
+        day: NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap(),
+        key: key.into(),
+        currency: Currency::USD,
+        unblended: dec(cost),
+        amortized: dec(cost) - dec("0.01"),
+    }
 }
 
 fn result_set(m: &str, monthly: Vec<AllocationRow>, service_daily: Vec<DailyCost>, tenant_daily: Vec<DailyCost>) -> AllocationResultSet {
@@ -402,7 +440,11 @@ fn costs(rows: Vec<tally_storage::CostRow>) -> Vec<(String, Decimal, Decimal)> {
     let mut out: Vec<(String, Decimal, Decimal)> = rows
         .into_iter()
         .map(|r| {
-            let key = [r.month.map(|m| m.to_string()), r.day.map(|d| d.to_string()), r.allocatee, r.pool, r.service].into_iter().flatten().collect::<Vec<_>>().join("/");
+            let key = [r.month.map(|m| m.to_string()), r.day.map(|d| d.to_string()), r.allocatee, r.pool, r.service]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("/");
             (key, r.unblended, r.amortized)
         })
         .collect();
@@ -461,7 +503,11 @@ async fn allocation_results_replace_the_month_atomically(store: &dyn Store) {
     by_pool.allocatee = Some("acme".into());
     assert_eq!(
         costs(store.monthly_costs(&by_pool).await.unwrap()),
-        vec![("eks_compute/AmazonEC2".into(), dec("11.00"), dec("10.99")), ("shared/AmazonS3".into(), dec("1.01"), dec("1.00")), ("transfer/AWSDataTransfer".into(), dec("0.07"), dec("0.06"))]
+        vec![
+            ("eks_compute/AmazonEC2".into(), dec("11.00"), dec("10.99")),
+            ("shared/AmazonS3".into(), dec("1.01"), dec("1.00")),
+            ("transfer/AWSDataTransfer".into(), dec("0.07"), dec("0.06"))
+        ]
     );
     let mut none = q(vec![CostDim::Allocatee]);
     none.from = month("2027-01");
@@ -492,7 +538,7 @@ async fn allocation_results_replace_the_month_atomically(store: &dyn Store) {
 
     let usage = store.usage_totals(month("2026-10"), month("2026-11"), Some(&TenantId::parse("acme").unwrap())).await.unwrap();
     assert_eq!(usage.len(), 2);
-    assert_eq!(usage[0].value, 1500.5);
+    assert_eq!(usage[0].value.to_string(), "1500.5", "usage comes back as stored");
     assert_eq!(store.pool_quantities(month("2026-10"), month("2026-10"), "eks_compute", None).await.unwrap(), vec![(month("2026-10"), "acme".into(), 12.5)]);
     assert_eq!(store.billed_totals(month("2026-10")).await.unwrap()[1].unblended, dec("11.00"));
     let ex = store.explanations(month("2026-10"), Some("acme")).await.unwrap();

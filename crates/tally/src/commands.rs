@@ -141,10 +141,7 @@ async fn dispatch(app: App, command: Command) -> Result<ExitCode> {
         Command::Store(StoreCommand::Sweep { grace }) => {
             let grace = parse_duration(&grace).map_err(|e| anyhow!("--grace: {e}"))?;
             let swept = app.lake.sweep(grace.to_std().unwrap_or_default()).await?;
-            println!(
-                "deleted {} replaced file(s) and {} unfinished file(s); {} cached copies pruned",
-                swept.superseded, swept.orphans, swept.cached
-            );
+            println!("deleted {} replaced file(s) and {} unfinished file(s); {} cached copies pruned", swept.superseded, swept.orphans, swept.cached);
             Ok(ExitCode::SUCCESS)
         }
         Command::Collect(CollectCommand::Costs { from, to }) => {

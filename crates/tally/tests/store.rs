@@ -124,12 +124,7 @@ fn a_full_disk_fails_the_import_plainly_and_keeps_the_previous_snapshot() {
     let before = billed(&data, &[]);
     let files = store_files(&data.join("lake"));
     // Files may grow to 64 KiB: the usage file's part does not fit (the shell ignores SIGXFSZ, so writes fail with EFBIG).
-    let script = format!(
-        "trap '' XFSZ; ulimit -f 128; exec {} --data-dir {} import usage {}",
-        env!("CARGO_BIN_EXE_tally"),
-        data.display(),
-        usage.display()
-    );
+    let script = format!("trap '' XFSZ; ulimit -f 128; exec {} --data-dir {} import usage {}", env!("CARGO_BIN_EXE_tally"), data.display(), usage.display());
     let out = tally_test_support::tally_command("sh").env("TALLY_LOG", "warn").args(["-c", &script]).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -334,16 +329,18 @@ fn refusing_proxy(moto: String) -> u16 {
                     head.push(byte[0]);
                 }
                 let text = String::from_utf8_lossy(&head).into_owned();
-                let length: usize = text
-                    .lines()
-                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
-                    .unwrap_or(0);
+                let length: usize =
+                    text.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0))).unwrap_or(0);
                 let mut body = vec![0u8; length];
                 let _ = client.read_exact(&mut body);
                 let method = text.split(' ').next().unwrap_or_default();
                 if method == "PUT" || method == "POST" {
                     let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>";
-                    let _ = write!(client, "HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}", xml.len());
+                    let _ = write!(
+                        client,
+                        "HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
+                        xml.len()
+                    );
                     return;
                 }
                 let mut upstream = TcpStream::connect(moto.trim_start_matches("http://")).unwrap();

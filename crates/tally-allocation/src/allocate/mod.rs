@@ -124,7 +124,9 @@ pub fn allocate_month(
     let sorted: Vec<CostLine> = order.into_iter().cloned().collect();
     let mut samples: Vec<&UsageSample> = usage.iter().collect();
     samples.sort_by(|a, b| {
-        (a.hour, &a.tenant, &a.metric, &a.resource_id, &a.workload).cmp(&(b.hour, &b.tenant, &b.metric, &b.resource_id, &b.workload)).then(a.value.total_cmp(&b.value))
+        (a.hour, &a.tenant, &a.metric, &a.resource_id, &a.workload)
+            .cmp(&(b.hour, &b.tenant, &b.metric, &b.resource_id, &b.workload))
+            .then(a.value.total_cmp(&b.value))
     });
     let samples: Vec<UsageSample> = samples.into_iter().cloned().collect();
     allocate_frames(cfg, currency, month, lines_frame(&sorted)?.lazy(), usage_frame(&samples)?.lazy())
@@ -136,12 +138,22 @@ pub fn allocate(cfg: &AllocationConfig, currency: Currency, month: Month, billin
     allocate_frames(cfg, currency, month, scan_billing(billing)?, scan_usage(usage)?)
 }
 
-fn allocate_frames(cfg: &AllocationConfig, currency: Currency, month: Month, lake_lines: LazyFrame, lake_usage: LazyFrame) -> Result<MonthAllocation, AllocationError> {
+fn allocate_frames(
+    cfg: &AllocationConfig,
+    currency: Currency,
+    month: Month,
+    lake_lines: LazyFrame,
+    lake_usage: LazyFrame,
+) -> Result<MonthAllocation, AllocationError> {
     let t = std::time::Instant::now();
     // Exact totals per day and service, from the decimals in the files.
     let sums = lake_lines
         .clone()
-        .group_by([(col("usage_start").dt().timestamp(TimeUnit::Milliseconds).floor_div(lit(86_400_000i64))).cast(DataType::Int32).alias("day"), col("service"), col("currency")])
+        .group_by([
+            (col("usage_start").dt().timestamp(TimeUnit::Milliseconds).floor_div(lit(86_400_000i64))).cast(DataType::Int32).alias("day"),
+            col("service"),
+            col("currency"),
+        ])
         .agg([col("unblended").sum(), col("amortized").sum(), len().alias("n"), col("usage_start").min().alias("first"), col("usage_end").max().alias("last")])
         .run()?;
     let mut targets = Targets { monthly: BTreeMap::new(), daily: BTreeMap::new() };
@@ -180,7 +192,8 @@ fn allocate_frames(cfg: &AllocationConfig, currency: Currency, month: Month, lak
         .agg([col("value").sum(), len().alias("n")])
         .sort(["tenant", "metric"], SortMultipleOptions::default())
         .run()?;
-    let (tn, mt, v, n) = (month_usage.column("tenant")?.str()?, month_usage.column("metric")?.str()?, month_usage.column("value")?.f64()?, month_usage.column("n")?.idx()?);
+    let (tn, mt, v, n) =
+        (month_usage.column("tenant")?.str()?, month_usage.column("metric")?.str()?, month_usage.column("value")?.f64()?, month_usage.column("n")?.idx()?);
     for i in 0..month_usage.height() {
         allocation.usage_rows += n.get(i).unwrap_or(0) as usize;
         let Ok(tenant) = TenantId::parse(tn.get(i).unwrap_or_default()) else { continue };
@@ -390,7 +403,6 @@ fn finish(
         billed_lines: 0,
         usage_rows: 0,
     })
-
 }
 
 /// Driver quantities as people read them: six decimal places, which also

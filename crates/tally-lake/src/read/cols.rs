@@ -234,10 +234,8 @@ impl<'a> Batch<'a> {
         let Some(c) = self.column(name) else { return Ok(None) };
         match c.dtype() {
             DataType::List(inner) if matches!(**inner, DataType::Struct(_)) => {
-                let target = DataType::List(Box::new(DataType::Struct(vec![
-                    Field::new("key".into(), DataType::String),
-                    Field::new("value".into(), DataType::String),
-                ])));
+                let target =
+                    DataType::List(Box::new(DataType::Struct(vec![Field::new("key".into(), DataType::String), Field::new("value".into(), DataType::String)])));
                 let s = c.as_materialized_series().cast(&target).map_err(|e| ReadError::column(self.path, name, format!("not a MAP of strings: {e}")))?;
                 Ok(Some(s.list().map_err(|e| ReadError::polars(self.path, e))?.clone()))
             }

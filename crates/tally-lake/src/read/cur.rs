@@ -12,7 +12,7 @@ use tally_domain::{CostSource, LineType};
 
 use super::cols::{Batch, athena_name, map_entries, map_values};
 use super::lines::{Currencies, Lines, Names};
-use super::{BATCH_ROWS, Batches, FileLines, ReadError, ReadOptions, ReadSummary, TenantTags, collect_lines};
+use super::{BATCH_ROWS, Batches, CONVERTERS, FileLines, ReadError, ReadOptions, ReadSummary, TenantTags, collect_lines, convert_in_order};
 use crate::decimal::{decimal_of, units_of};
 use crate::schema::tags_from_triples;
 
@@ -120,26 +120,21 @@ pub fn read_cur_batches(path: &Path, opts: &ReadOptions, sink: &mut dyn FnMut(Da
     let batches = Batches::open(path, athena_name, &wanted, Some("resource_tags_"), BATCH_ROWS)?;
     batches.require(REQUIRED, "this does not look like a Cost and Usage Report")?;
     let tag_columns: Vec<String> = batches.columns.iter().filter(|c| c.starts_with("resource_tags_")).cloned().collect();
-    let mut tenants = TenantTags::new(&opts.tenant_tag_key);
-    let mut currencies = Currencies::default();
-    let mut kinds: HashMap<String, LineType> = HashMap::new();
     let mut rows = 0;
-    let (mut t_read, mut t_convert, mut t_sink) = (0.0, 0.0, 0.0);
-    let mut t = std::time::Instant::now();
-    for df in batches {
-        let df = df?;
-        t_read += t.elapsed().as_secs_f64();
-        t = std::time::Instant::now();
+    let new_state = || (TenantTags::new(&opts.tenant_tag_key), Currencies::default(), HashMap::<String, LineType>::new());
+    let convert = |state: &mut (TenantTags, Currencies, HashMap<String, LineType>), df: DataFrame| {
         let b = Batch::new(&df, path)?;
-        let out = cur_batch(&b, opts, &tag_columns, &mut tenants, &mut currencies, &mut kinds)?;
-        t_convert += t.elapsed().as_secs_f64();
-        t = std::time::Instant::now();
+        let (tenants, currencies, kinds) = state;
+        cur_batch(&b, opts, &tag_columns, tenants, currencies, kinds)
+    };
+    let states = convert_in_order(batches, CONVERTERS, &new_state, &convert, &mut |out: DataFrame| {
         rows += out.height();
-        sink(out)?;
-        t_sink += t.elapsed().as_secs_f64();
-        t = std::time::Instant::now();
+        sink(out)
+    })?;
+    let mut tenants = TenantTags::new(&opts.tenant_tag_key);
+    for (t, _, _) in states {
+        tenants.absorb(t);
     }
-    tracing::debug!(file = %path.display(), rows, read_s = t_read, convert_s = t_convert, write_s = t_sink, "read a CUR file");
     Ok(ReadSummary { rows, warnings: tenants.warning().into_iter().collect(), tenants: tenants.seen, metrics: Default::default() })
 }
 
@@ -223,10 +218,8 @@ fn cur_batch(
 
     // Tags: the CUR 2.0 `resource_tags` MAP, or legacy `resource_tags_*` columns.
     let map = b.map("resource_tags")?;
-    let columns: Vec<(String, StringChunked)> = tag_columns
-        .iter()
-        .map(|c| Ok((c["resource_tags_".len()..].to_owned(), b.text(c)?)))
-        .collect::<Result<_, ReadError>>()?;
+    let columns: Vec<(String, StringChunked)> =
+        tag_columns.iter().map(|c| Ok((c["resource_tags_".len()..].to_owned(), b.text(c)?))).collect::<Result<_, ReadError>>()?;
     let tenant_keys: Vec<bool> = columns.iter().map(|(k, _)| tenants.is_tenant_key(k)).collect();
     // The MAP's keys that name the tenant tag (`user_tenant`, `user:tenant`, ...).
     let map_keys: Vec<String> = match &map {

@@ -10,7 +10,7 @@ use tally_domain::{CostSource, LineType};
 
 use super::cols::Batch;
 use super::lines::{Currencies, Lines, Names};
-use super::{BATCH_ROWS, Batches, FileLines, ReadError, ReadOptions, ReadSummary, TenantTags, collect_lines};
+use super::{BATCH_ROWS, Batches, CONVERTERS, FileLines, ReadError, ReadOptions, ReadSummary, TenantTags, collect_lines, convert_in_order};
 use crate::schema::tags_from_triples;
 
 const REQUIRED: &[&str] = &["BilledCost", "BillingCurrency", "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory", "ServiceName"];
@@ -102,15 +102,19 @@ pub fn read_focus_batches(path: &Path, opts: &ReadOptions, sink: &mut dyn FnMut(
     let wanted: Vec<&str> = REQUIRED.iter().chain(OPTIONAL).copied().collect();
     let batches = Batches::open(path, |n| n.to_owned(), &wanted, None, BATCH_ROWS)?;
     batches.require(REQUIRED, "this does not look like a FOCUS export")?;
-    let mut tenants = TenantTags::new(&opts.tenant_tag_key);
-    let mut currencies = Currencies::default();
     let mut rows = 0;
-    for df in batches {
-        let df = df?;
+    let new_state = || (TenantTags::new(&opts.tenant_tag_key), Currencies::default());
+    let convert = |state: &mut (TenantTags, Currencies), df: DataFrame| {
         let b = Batch::new(&df, path)?;
-        let out = focus_batch(&b, opts, &mut tenants, &mut currencies)?;
+        focus_batch(&b, opts, &mut state.0, &mut state.1)
+    };
+    let states = convert_in_order(batches, CONVERTERS, &new_state, &convert, &mut |out: DataFrame| {
         rows += out.height();
-        sink(out)?;
+        sink(out)
+    })?;
+    let mut tenants = TenantTags::new(&opts.tenant_tag_key);
+    for (t, _) in states {
+        tenants.absorb(t);
     }
     Ok(ReadSummary { rows, warnings: tenants.warning().into_iter().collect(), tenants: tenants.seen, metrics: Default::default() })
 }
@@ -135,8 +139,13 @@ fn focus_batch(b: &Batch<'_>, opts: &ReadOptions, tenants: &mut TenantTags, curr
     let service_name = b.required_text("ServiceName")?;
     let provider = b.text("ProviderName")?;
     let x_service = b.text("x_ServiceCode")?;
-    let (category, status, commitment_type, frequency, commitment) =
-        (b.text("ChargeCategory")?, b.text("CommitmentDiscountStatus")?, b.text("CommitmentDiscountType")?, b.text("ChargeFrequency")?, b.text("CommitmentDiscountId")?);
+    let (category, status, commitment_type, frequency, commitment) = (
+        b.text("ChargeCategory")?,
+        b.text("CommitmentDiscountStatus")?,
+        b.text("CommitmentDiscountType")?,
+        b.text("ChargeFrequency")?,
+        b.text("CommitmentDiscountId")?,
+    );
     let (account, sub_account) = (b.text("BillingAccountId")?, b.text("SubAccountId")?);
     let (x_usage_type, sku, x_operation) = (b.text("x_UsageType")?, b.text("SkuId")?, b.text("x_Operation")?);
     let (consumed_unit, pricing_unit) = (b.text("ConsumedUnit")?, b.text("PricingUnit")?);
@@ -178,7 +187,10 @@ fn focus_batch(b: &Batch<'_>, opts: &ReadOptions, tenants: &mut TenantTags, curr
         usage_end: b.required_times("ChargePeriodEnd")?,
         billing_start: b.times("BillingPeriodStart")?,
         payer_account: StringChunked::from_iter_values("payer_account".into(), account.iter().map(|a| a.unwrap_or_default())),
-        usage_account: StringChunked::from_iter_values("usage_account".into(), sub_account.iter().zip(account.iter()).map(|(s, a)| s.or(a).unwrap_or_default())),
+        usage_account: StringChunked::from_iter_values(
+            "usage_account".into(),
+            sub_account.iter().zip(account.iter()).map(|(s, a)| s.or(a).unwrap_or_default()),
+        ),
         service: StringChunked::from_iter_values("service".into(), service.iter().copied()),
         usage_type: StringChunked::from_iter_values("usage_type".into(), x_usage_type.iter().zip(sku.iter()).map(|(u, s)| u.or(s).unwrap_or_default())),
         operation: StringChunked::from_iter_values("operation".into(), x_operation.iter().map(|o| o.unwrap_or_default())),

@@ -110,7 +110,8 @@ impl Lines {
         let month_col = StringChunked::from_iter_values("billing_month".into(), months.iter().map(|m| month_text[m].as_str()));
         // Every line is in the reporting currency now.
         let currency_col = StringChunked::full("currency".into(), opts.currency.code(), n);
-        let time = |ca: Int64Chunked, name: &str| ca.with_name(name.into()).into_datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC)).into_series();
+        let time =
+            |ca: Int64Chunked, name: &str| ca.with_name(name.into()).into_datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC)).into_series();
         let money = |v: Vec<Option<i128>>, name: &str| -> PolarsResult<Series> {
             Ok(Int128Chunked::from_iter_options(name.into(), v.into_iter()).into_decimal(PRECISION, SCALE as usize)?.into_series())
         };

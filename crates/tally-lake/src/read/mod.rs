@@ -29,7 +29,6 @@ pub use focus::{aws_service_code, read_focus, read_focus_batches};
 pub use revenue::read_revenue;
 pub use usage::{UsageFile, read_usage, read_usage_batches};
 
-
 /// What went wrong reading a file, and where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ReadError {
@@ -118,6 +117,9 @@ pub struct ReadSummary {
 /// Rows per batch: enough for the columnar work to pay, few enough that a
 /// batch of the widest format stays in a few hundred megabytes.
 pub(crate) const BATCH_ROWS: usize = 500_000;
+
+/// Batches converted at once (each on a thread of its own).
+pub(crate) const CONVERTERS: usize = 2;
 
 pub(crate) enum Format {
     Parquet,
@@ -226,6 +228,85 @@ impl Iterator for Batches {
     }
 }
 
+/// Converts a file's batches on `workers` threads at once and hands the
+/// results to `sink` in the file's order. Each worker keeps its own state
+/// (caches, counts), returned at the end for merging.
+pub(crate) fn convert_in_order<S: Send, T: Send>(
+    batches: Batches,
+    workers: usize,
+    new_state: &(dyn Fn() -> S + Sync),
+    convert: &(dyn Fn(&mut S, DataFrame) -> Result<T, ReadError> + Sync),
+    sink: &mut dyn FnMut(T) -> Result<(), ReadError>,
+) -> Result<Vec<S>, ReadError> {
+    use std::sync::mpsc;
+    let workers = workers.max(1);
+    let (work_tx, work_rx) = mpsc::sync_channel::<(usize, DataFrame)>(workers);
+    let work_rx = std::sync::Mutex::new(work_rx);
+    let (done_tx, done_rx) = mpsc::channel::<(usize, Result<T, ReadError>)>();
+    std::thread::scope(|scope| {
+        let mut handles = Vec::new();
+        for _ in 0..workers {
+            let (work_rx, done_tx) = (&work_rx, done_tx.clone());
+            handles.push(scope.spawn(move || {
+                let mut state = new_state();
+                loop {
+                    let next = work_rx.lock().expect("work queue").recv();
+                    let Ok((i, df)) = next else { break };
+                    if done_tx.send((i, convert(&mut state, df))).is_err() {
+                        break;
+                    }
+                }
+                state
+            }));
+        }
+        drop(done_tx);
+        let mut pending: BTreeMap<usize, Result<T, ReadError>> = BTreeMap::new();
+        let (mut sent, mut next) = (0, 0);
+        let mut failure: Option<ReadError> = None;
+        let mut deliver = |pending: &mut BTreeMap<usize, Result<T, ReadError>>, next: &mut usize, failure: &mut Option<ReadError>| {
+            while let Some(r) = pending.remove(next) {
+                *next += 1;
+                if failure.is_none() {
+                    match r.and_then(&mut *sink) {
+                        Ok(()) => {}
+                        Err(e) => *failure = Some(e),
+                    }
+                }
+            }
+        };
+        for df in batches {
+            let df = match df {
+                Ok(df) => df,
+                Err(e) => {
+                    failure.get_or_insert(e);
+                    break;
+                }
+            };
+            // Keep at most one batch more in flight than there are workers.
+            while sent - next > workers {
+                let Ok((i, r)) = done_rx.recv() else { break };
+                pending.insert(i, r);
+                deliver(&mut pending, &mut next, &mut failure);
+            }
+            if failure.is_some() || work_tx.send((sent, df)).is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        drop(work_tx);
+        while next < sent {
+            let Ok((i, r)) = done_rx.recv() else { break };
+            pending.insert(i, r);
+            deliver(&mut pending, &mut next, &mut failure);
+        }
+        let states: Vec<S> = handles.into_iter().map(|h| h.join().expect("a converter thread panicked")).collect();
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(states),
+        }
+    })
+}
+
 /// Whether a tag key is the configured tenant tag: `user:tenant`,
 /// `user_tenant` and `resource_tags_user_tenant` all name the tag `tenant`.
 pub(crate) fn is_tenant_tag(key: &str, configured: &str) -> bool {
@@ -239,7 +320,7 @@ pub(crate) fn is_tenant_tag(key: &str, configured: &str) -> bool {
 /// Finds lines' tenants in their tags: matches keys against the configured
 /// tenant tag and turns values into tenant ids, each distinct key and value
 /// once, and counts values that are not tenant ids.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct TenantTags {
     configured: String,
     keys: HashMap<String, bool>,
@@ -283,16 +364,21 @@ impl TenantTags {
         *self.bad.entry(value.to_owned()).or_default() += 1;
     }
 
+    /// Adds what another reader of the same file saw.
+    pub(crate) fn absorb(&mut self, other: TenantTags) {
+        self.seen.extend(other.seen);
+        for (v, n) in other.bad {
+            *self.bad.entry(v).or_default() += n;
+        }
+    }
+
     pub(crate) fn warning(&self) -> Option<String> {
         if self.bad.is_empty() {
             return None;
         }
         let lines: usize = self.bad.values().sum();
         let examples: Vec<&str> = self.bad.keys().take(3).map(String::as_str).collect();
-        Some(format!(
-            "{lines} lines carry a {} tag whose value is not a tenant id (e.g. {examples:?}); they are allocated by usage instead",
-            self.configured
-        ))
+        Some(format!("{lines} lines carry a {} tag whose value is not a tenant id (e.g. {examples:?}); they are allocated by usage instead", self.configured))
     }
 }
 

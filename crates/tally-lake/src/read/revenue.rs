@@ -41,4 +41,3 @@ pub fn read_revenue(path: &Path, currency: Currency) -> Result<Vec<RevenueEntry>
     }
     Ok(out)
 }
-
