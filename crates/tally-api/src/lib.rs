@@ -161,7 +161,7 @@ async fn keep_answers(State(state): State<ApiState>, req: Request, next: Next) -
 async fn observe(State(state): State<ApiState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().to_string();
+    let method = metrics::method_label(req.method());
     let exempt = matches!(route.as_str(), "/healthz" | "/readyz");
     let ip = client_ip(&state, &req);
     let resp = match (exempt, ip) {
@@ -171,16 +171,20 @@ async fn observe(State(state): State<ApiState>, req: Request, next: Next) -> Res
         },
         _ => next.run(req).await,
     };
-    state.metrics.observe(&route, &method, resp.status().as_u16(), started.elapsed());
+    state.metrics.observe(&route, method, resp.status().as_u16(), started.elapsed());
     resp
 }
 
+/// The client's address: the peer's, or behind a trusted proxy the address
+/// that proxy appended, i.e. the rightmost entry of the last
+/// `X-Forwarded-For` header. Entries left of it are whatever the client sent
+/// and prove nothing.
 fn client_ip(state: &ApiState, req: &Request) -> Option<std::net::IpAddr> {
-    if state.config.server.trust_forwarded_for
-        && let Some(ip) =
-            req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()).and_then(|v| v.split(',').next()).and_then(|ip| ip.trim().parse().ok())
-    {
-        return Some(ip);
+    if state.config.server.trust_forwarded_for {
+        let appended = req.headers().get_all("x-forwarded-for").iter().next_back().and_then(|v| v.to_str().ok()).and_then(|v| v.rsplit(',').next());
+        if let Some(ip) = appended.and_then(|ip| ip.trim().parse().ok()) {
+            return Some(ip);
+        }
     }
     req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
 }

@@ -64,6 +64,10 @@ fn row(who: &str, pool: &str, service: &str, cost: &str) -> AllocationRow {
 }
 
 async fn spawn_app(rate_limit: u32) -> TestApp {
+    spawn_app_with(|c| c.server.rate_limit_per_minute = rate_limit).await
+}
+
+async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap());
     store.migrate().await.unwrap();
@@ -127,7 +131,7 @@ async fn spawn_app(rate_limit: u32) -> TestApp {
     let report = tally_savings::SavingsReport::new(now, projection, None, None);
     store.put_document(&tally_savings::report_document(30), &serde_json::to_string(&report).unwrap(), now).await.unwrap();
     let mut config = Config::default();
-    config.server.rate_limit_per_minute = rate_limit;
+    configure(&mut config);
     let clock = Arc::new(ManualClock::new(now));
     let allocator = Arc::new(RecordingAllocator::default());
     let lake = Arc::new(tally_lake::Lake::open(None, dir.path(), store.clone()).unwrap());
@@ -326,6 +330,29 @@ async fn a_client_over_its_rate_is_told_when_to_retry() {
     assert_eq!(a.json()["code"], "rate_limited");
     assert_eq!(a.headers["retry-after"], "20");
     assert_eq!(app.get("/healthz", None).await.status, StatusCode::OK, "probes are not rate limited");
+}
+
+#[tokio::test]
+async fn behind_a_proxy_the_rate_limit_counts_the_address_the_proxy_saw() {
+    let app = spawn_app_with(|c| {
+        c.server.rate_limit_per_minute = 3;
+        c.server.trust_forwarded_for = true;
+    })
+    .await;
+    // The client writes a new address at the left of each request; the proxy
+    // appends the one it saw (203.0.113.9) at the right.
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let mut req = Request::builder()
+            .uri("/api/v1/costs")
+            .header("authorization", format!("Bearer {}", app.tokens["admin"]))
+            .header("x-forwarded-for", format!("10.0.0.{i}, 203.0.113.9"))
+            .body(Body::empty())
+            .unwrap();
+        req.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        statuses.push(app.router.clone().oneshot(req).await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429, 429], "spoofed leftmost addresses must not escape the limit");
 }
 
 #[tokio::test]
