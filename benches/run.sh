@@ -48,7 +48,7 @@ for size in "${sizes[@]}"; do
       env_args=(env -u DATABASE_URL)
       if [ "$backend" = postgres ]; then
         db="tally_bench_$(echo "$size" | tr 'A-Z' 'a-z')"
-        psql "$pg_server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+        PGOPTIONS=--client-min-messages=warning psql "$pg_server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
         psql "$pg_server/postgres" -qc "CREATE DATABASE $db" >/dev/null
         env_args=(env "DATABASE_URL=$pg_server/$db")
       fi
