@@ -419,16 +419,23 @@ fn new_tenants(ids: &[TenantId]) -> String {
 }
 
 /// `90s`, `30m`, `12h`, `7d`.
+/// A duration such as `90s`, `30m`, `12h` or `7d`: a whole number, then its
+/// unit, no longer than 100 years. `None` for anything else.
+fn duration(s: &str) -> Option<Duration> {
+    let unit = s.chars().next_back()?;
+    let n: i64 = s[..s.len() - unit.len_utf8()].parse().ok().filter(|n| *n >= 0)?;
+    let d = match unit {
+        's' => Duration::try_seconds(n),
+        'm' => Duration::try_minutes(n),
+        'h' => Duration::try_hours(n),
+        'd' => Duration::try_days(n),
+        _ => None,
+    }?;
+    (d <= Duration::days(36_525)).then_some(d)
+}
+
 fn parse_duration(s: &str) -> Result<Duration> {
-    let (n, unit) = s.split_at(s.len().saturating_sub(1));
-    let n: i64 = n.parse().map_err(|_| anyhow!("{s:?}: expected a duration such as 90s, 30m, 12h or 7d"))?;
-    Ok(match unit {
-        "s" => Duration::seconds(n),
-        "m" => Duration::minutes(n),
-        "h" => Duration::hours(n),
-        "d" => Duration::days(n),
-        _ => bail!("{s:?}: a duration ends in s, m, h or d"),
-    })
+    duration(s).ok_or_else(|| anyhow!("{s:?}: expected a duration such as 90s, 30m, 12h or 7d (at most 100 years)"))
 }
 
 fn parse_expiry(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
@@ -438,15 +445,9 @@ fn parse_expiry(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return Ok(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
     }
-    let (n, unit) = s.split_at(s.len().saturating_sub(1));
-    let n: i64 = n.parse().map_err(|_| anyhow!("--expires {s:?}: expected YYYY-MM-DD, an RFC 3339 time, or a duration such as 30d, 12h or 90m"))?;
-    let d = match unit {
-        "d" => Duration::days(n),
-        "h" => Duration::hours(n),
-        "m" => Duration::minutes(n),
-        _ => bail!("--expires {s:?}: a duration ends in d, h or m"),
-    };
-    Ok(now + d)
+    duration(s)
+        .and_then(|d| now.checked_add_signed(d))
+        .ok_or_else(|| anyhow!("--expires {s:?}: expected YYYY-MM-DD, an RFC 3339 time, or a duration such as 30d, 12h or 90m (at most 100 years)"))
 }
 
 async fn token(app: &App, cmd: TokenCommand) -> Result<ExitCode> {
@@ -609,5 +610,11 @@ mod tests {
         assert_eq!(parse_expiry("30d", now).unwrap(), now + Duration::days(30));
         assert_eq!(parse_expiry("2026-12-01", now).unwrap().to_rfc3339(), "2026-12-01T00:00:00+00:00");
         assert!(parse_expiry("soon", now).is_err());
+        // Not a panic: a unit that is not one byte, a number out of range, a negative one.
+        for bad in ["30é", "é", "", "9999999999999999d", "-5d", "d"] {
+            assert!(parse_expiry(bad, now).is_err(), "{bad:?}");
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_duration("90s").unwrap(), Duration::seconds(90));
     }
 }
