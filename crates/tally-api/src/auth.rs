@@ -1,8 +1,13 @@
 //! Access tokens and roles.
 //!
 //! A token is 256 random bits, shown once as `tly_<64 hex>`; only its
-//! SHA-256 is stored. Requests carry it as `Authorization: Bearer ...` or,
-//! for the dashboard, in the `tally_session` cookie (HttpOnly, SameSite=Strict).
+//! SHA-256 is stored. API clients send it as `Authorization: Bearer ...`.
+//!
+//! The dashboard never keeps a token in the browser. Signing in (a POST of
+//! the token, or a one-time sign-in link) starts a server-side session: 256
+//! random bits `tss_<64 hex>` in the `tally_session` cookie (HttpOnly,
+//! SameSite=Strict, `Secure` over HTTPS), stored by SHA-256 with an expiry,
+//! ended by signing out, by its expiry, or by its token's revocation.
 
 use std::fmt;
 use std::str::FromStr;
@@ -14,12 +19,16 @@ use rand::RngCore;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tally_domain::TenantId;
-use tally_storage::{NewToken, Store, TokenRecord};
+use tally_storage::{NewSession, NewToken, SessionKind, SessionRecord, Store, TokenRecord};
 
 use crate::ApiState;
 use crate::error::ApiError;
 
 pub const COOKIE: &str = "tally_session";
+/// The prefix of a session id (in the cookie).
+const SESSION_PREFIX: &str = "tss_";
+/// The prefix of a one-time sign-in link's code.
+const LINK_PREFIX: &str = "tsl_";
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -74,6 +83,13 @@ pub struct Principal {
     pub tenant: Option<TenantId>,
 }
 
+/// What a request presents: a bearer token, or a dashboard session cookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    Bearer(String),
+    Session(String),
+}
+
 impl Principal {
     /// Routes for the company as a whole: admin, finance, viewer.
     pub fn require_company(&self) -> Result<(), ApiError> {
@@ -118,6 +134,17 @@ pub fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// 256 random bits as `<prefix><64 hex>`.
+fn random_secret(prefix: &str) -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{prefix}{}", hex::encode(bytes))
+}
+
+fn well_formed(secret: &str, prefix: &str) -> bool {
+    secret.len() == prefix.len() + 64 && secret.starts_with(prefix) && secret[prefix.len()..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// Creates a token for `role` (and `tenant` when the role is tenant).
 pub async fn issue(
     store: &dyn Store,
@@ -136,9 +163,7 @@ pub async fn issue(
     if expires_at.is_some_and(|e| e <= now) {
         return Err("the expiry lies in the past".into());
     }
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let token = format!("tly_{}", hex::encode(bytes));
+    let token = random_secret("tly_");
     let record = store
         .create_token(&NewToken { hash: hash(&token), role: role.as_str().into(), tenant, label, created_at: now, expires_at })
         .await
@@ -146,14 +171,13 @@ pub async fn issue(
     Ok(IssuedToken { token, record })
 }
 
-/// Checks a presented token: known, not revoked, not expired.
-pub async fn verify(state: &ApiState, token: &str) -> Result<Principal, ApiError> {
+/// A token's record if it is known, not revoked and not expired.
+async fn live_token(state: &ApiState, token: &str) -> Result<TokenRecord, ApiError> {
     let invalid = || ApiError::Unauthorized("the token is unknown, revoked or expired".into());
-    if !token.starts_with("tly_") || token.len() != 68 {
+    if !well_formed(token, "tly_") {
         return Err(invalid());
     }
-    let now = state.clock.now();
-    state.cache.refresh(state.store.as_ref()).await;
+    state.cache.refresh(state.store.as_ref()).await?;
     let key = hash(token);
     let rec = match state.cache.token(&key) {
         Some(rec) => rec,
@@ -163,20 +187,128 @@ pub async fn verify(state: &ApiState, token: &str) -> Result<Principal, ApiError
             rec
         }
     };
-    if rec.revoked_at.is_some() || rec.expires_at.is_some_and(|e| e <= now) {
+    if !token_live(&rec, state.clock.now()) {
         return Err(invalid());
     }
-    let role: Role = rec.role.parse().map_err(ApiError::internal)?;
-    Ok(Principal { token_id: rec.id, role, tenant: rec.tenant })
+    Ok(rec)
 }
 
-/// The token of a request: the bearer header, else the session cookie.
-pub fn presented(parts: &Parts) -> Option<String> {
-    if let Some(h) = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        return h.strip_prefix("Bearer ").map(|t| t.trim().to_owned());
+fn token_live(rec: &TokenRecord, now: DateTime<Utc>) -> bool {
+    rec.revoked_at.is_none() && !rec.expires_at.is_some_and(|e| e <= now)
+}
+
+fn principal(rec: &TokenRecord) -> Result<Principal, ApiError> {
+    let role: Role = rec.role.parse().map_err(ApiError::internal)?;
+    Ok(Principal { token_id: rec.id, role, tenant: rec.tenant.clone() })
+}
+
+/// Checks a presented token: known, not revoked, not expired.
+pub async fn verify(state: &ApiState, token: &str) -> Result<Principal, ApiError> {
+    principal(&live_token(state, token).await?)
+}
+
+/// A session (or sign-in link) by its secret, if it and its token are live.
+async fn live_session(state: &ApiState, secret: &str, prefix: &str) -> Result<SessionRecord, ApiError> {
+    let invalid = || ApiError::Unauthorized("the sign-in has ended or is unknown; sign in again".into());
+    if !well_formed(secret, prefix) {
+        return Err(invalid());
     }
-    parts
-        .headers
+    state.cache.refresh(state.store.as_ref()).await?;
+    let key = hash(secret);
+    let rec = match state.cache.session(&key) {
+        Some(rec) => rec,
+        None => {
+            let rec = state.store.session_by_hash(&key).await?.ok_or_else(invalid)?;
+            state.cache.keep_session(key, rec.clone());
+            rec
+        }
+    };
+    let now = state.clock.now();
+    let kind = if prefix == LINK_PREFIX { SessionKind::Link } else { SessionKind::Session };
+    if rec.kind != kind || rec.revoked_at.is_some() || rec.expires_at <= now || !token_live(&rec.token, now) {
+        return Err(invalid());
+    }
+    Ok(rec)
+}
+
+/// Checks a session cookie's value.
+pub async fn verify_session(state: &ApiState, session: &str) -> Result<Principal, ApiError> {
+    principal(&live_session(state, session, SESSION_PREFIX).await?.token)
+}
+
+/// A session started: the secret for the cookie, and how long it lasts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartedSession {
+    pub secret: String,
+    pub principal: Principal,
+    pub max_age_seconds: i64,
+}
+
+/// Starts a session (or a one-time sign-in link) for a live token, lasting
+/// `hours` at most and never beyond the token's own expiry.
+async fn start(state: &ApiState, token: &TokenRecord, kind: SessionKind, hours: i64) -> Result<StartedSession, ApiError> {
+    let now = state.clock.now();
+    let mut expires_at = now + chrono::Duration::hours(hours);
+    if let Some(e) = token.expires_at {
+        expires_at = expires_at.min(e);
+    }
+    let secret = random_secret(if kind == SessionKind::Link { LINK_PREFIX } else { SESSION_PREFIX });
+    state.store.create_session(&NewSession { hash: hash(&secret), token_id: token.id, kind, created_at: now, expires_at }).await?;
+    Ok(StartedSession { secret, principal: principal(token)?, max_age_seconds: (expires_at - now).num_seconds().max(1) })
+}
+
+/// Signing in with a token: a new session.
+pub async fn sign_in(state: &ApiState, token: &str) -> Result<StartedSession, ApiError> {
+    let rec = live_token(state, token).await?;
+    start(state, &rec, SessionKind::Session, i64::from(state.config.server.session_hours)).await
+}
+
+/// Signing in through a one-time link: the link is used up, a session starts.
+/// Of two uses of one link (two clicks, a replay) exactly one succeeds.
+pub async fn sign_in_with_link(state: &ApiState, code: &str) -> Result<StartedSession, ApiError> {
+    let link = live_session(state, code, LINK_PREFIX).await?;
+    if !state.store.revoke_session(&hash(code), state.clock.now()).await? {
+        return Err(ApiError::Unauthorized("this sign-in link has been used already; sign in with the token".into()));
+    }
+    state.cache.forget_session(&hash(code));
+    start(state, &link.token, SessionKind::Session, i64::from(state.config.server.session_hours)).await
+}
+
+/// Ends a session (signing out); unknown or ended sessions are fine.
+pub async fn sign_out(state: &ApiState, session: &str) -> Result<(), ApiError> {
+    if well_formed(session, SESSION_PREFIX) {
+        state.store.revoke_session(&hash(session), state.clock.now()).await?;
+        state.cache.forget_session(&hash(session));
+    }
+    Ok(())
+}
+
+/// A one-time sign-in link's code for a token (`tally demo` prints the
+/// link): valid once, for at most `hours`.
+pub async fn issue_link(store: &dyn Store, token: &TokenRecord, hours: i64, now: DateTime<Utc>) -> Result<String, String> {
+    let mut expires_at = now + chrono::Duration::hours(hours);
+    if let Some(e) = token.expires_at {
+        expires_at = expires_at.min(e);
+    }
+    let code = random_secret(LINK_PREFIX);
+    store
+        .create_session(&NewSession { hash: hash(&code), token_id: token.id, kind: SessionKind::Link, created_at: now, expires_at })
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(code)
+}
+
+/// The credential of a request: the bearer header, else the session cookie.
+pub fn presented(parts: &Parts) -> Option<Credential> {
+    if let Some(h) = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        return h.strip_prefix("Bearer ").map(|t| Credential::Bearer(t.trim().to_owned()));
+    }
+    session_cookie(&parts.headers).map(Credential::Session)
+}
+
+/// The value of the session cookie, if the request carries one.
+pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
         .get_all(axum::http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -190,14 +322,27 @@ impl FromRequestParts<ApiState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
-        let token = presented(parts).ok_or_else(|| ApiError::Unauthorized("this route needs a bearer token (Authorization: Bearer tly_...)".into()))?;
-        verify(state, &token).await
+        match presented(parts) {
+            Some(Credential::Bearer(token)) => verify(state, &token).await,
+            Some(Credential::Session(session)) => verify_session(state, &session).await,
+            None => Err(ApiError::Unauthorized("this route needs a bearer token (Authorization: Bearer tly_...)".into())),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_256_random_bits_with_their_prefix() {
+        let a = random_secret(SESSION_PREFIX);
+        assert!(well_formed(&a, SESSION_PREFIX));
+        assert!(!well_formed(&a, LINK_PREFIX), "a session id is not a sign-in link");
+        assert_ne!(a, random_secret(SESSION_PREFIX));
+        assert!(!well_formed("tss_zz", SESSION_PREFIX));
+        assert!(!well_formed(&format!("tss_{}", "g".repeat(64)), SESSION_PREFIX), "hex only");
+    }
 
     #[test]
     fn roles_parse_from_their_names() {

@@ -1,19 +1,20 @@
-//! The dashboard: server-rendered HTML that works without JavaScript.
-//! Sign-in puts the token in an HttpOnly, SameSite=Strict cookie;
-//! `/login?token=...` does it in one click, like Jupyter's sign-in link.
+//! The dashboard: server-rendered HTML that works without JavaScript (the
+//! Content-Security-Policy allows no script and no inline style).
+//! Signing in POSTs a token to `/login`, which starts a server-side session
+//! (see [`crate::auth`]); `/login?code=...` is a one-time sign-in link.
 
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use maud::{DOCTYPE, Markup, html};
 use rust_decimal::Decimal;
 use tally_domain::Month;
 use tally_reports::tenant::TenantReport;
 
 use crate::ApiState;
-use crate::auth::{COOKIE, Principal, Role, verify};
+use crate::auth::{COOKIE, Principal, Role, StartedSession, session_cookie, sign_in, sign_in_with_link, sign_out};
 use crate::error::ApiError;
 use crate::params::{Params, Span};
 use crate::routes::{build_burn, build_reconciliation, build_tenant_report, default_month, tenant_of, tenant_reports};
@@ -21,8 +22,9 @@ use crate::routes::{build_burn, build_reconciliation, build_tenant_report, defau
 pub(crate) fn routes() -> Router<ApiState> {
     Router::new()
         .route("/", get(ceo))
-        .route("/login", get(login))
-        .route("/logout", get(logout))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", get(logout_page).post(logout))
+        .route("/static/tally.css", get(stylesheet))
         .route("/tenants", get(tenants_page))
         .route("/tenants/{tenant}", get(tenant_page))
         .route("/finance", get(finance))
@@ -30,7 +32,8 @@ pub(crate) fn routes() -> Router<ApiState> {
         .route("/operations", get(operations))
 }
 
-const STYLE: &str = r#"
+/// The dashboard's stylesheet, served as a file so that the CSP needs no inline style.
+pub(crate) const STYLE: &str = r#"
 :root{--ink:#1b2430;--muted:#5b6675;--line:#dde3ea;--bg:#f6f8fa;--card:#fff;--accent:#1f6feb;--bad:#c62828;--good:#2e7d32;--warn:#b26a00}
 *{box-sizing:border-box}html{-webkit-text-size-adjust:100%;text-size-adjust:100%}body{margin:0;font:15px/1.45 "DejaVu Sans",system-ui,sans-serif;color:var(--ink);background:var(--bg)}
 header{background:#0f1b2d;color:#fff;padding:.6rem 1rem;display:flex;flex-wrap:wrap;gap:.25rem 1.2rem;align-items:center}
@@ -48,6 +51,8 @@ th a{color:inherit}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 ul.why li{margin:.3rem 0}
 .note{color:var(--muted);font-size:.9rem}form input{font:inherit;padding:.5rem;width:100%;max-width:36rem}form button{font:inherit;padding:.5rem 1rem;margin-top:.5rem}
 a.button{display:inline-block;padding:.3rem .6rem;border:1px solid var(--line);border-radius:6px;background:#fff;text-decoration:none;color:var(--accent);margin:.1rem}
+header form.signout{margin:0 0 0 auto}header form.signout button{background:none;border:0;color:#cfe0ff;font:inherit;cursor:pointer;padding:0;margin:0;text-decoration:underline}
+td.wide{white-space:normal;min-width:18rem}td.wrap-all{white-space:normal}
 @media (max-width:600px){main{padding:.6rem}.card .v{font-size:1.2rem}th,td{padding:.35rem .4rem;font-size:.85rem}}
 "#;
 
@@ -65,7 +70,7 @@ fn page(title: &str, who: Option<&Principal>, active: &str, body: Markup) -> Mar
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 link rel="icon" href="data:,";
                 title { (title) " · Tally" }
-                style { (PreEscaped(STYLE)) }
+                link rel="stylesheet" href="/static/tally.css";
             }
             body {
                 header {
@@ -73,7 +78,7 @@ fn page(title: &str, who: Option<&Principal>, active: &str, body: Markup) -> Mar
                     @for (href, label) in nav {
                         a href=(href) class=@if *href == active { "on" } { (label) }
                     }
-                    @if who.is_some() { a href="/logout" style="margin-left:auto" { "Sign out" } }
+                    @if who.is_some() { form.signout method="post" action="/logout" { button type="submit" { "Sign out" } } }
                 }
                 main { (body) }
             }
@@ -110,42 +115,115 @@ fn percent(p: Option<Decimal>) -> String {
 /// The caller, or a redirect to the sign-in page.
 #[allow(clippy::result_large_err, reason = "the page handlers answer with the redirect as it is; boxing it once per page load buys nothing")]
 fn signed_in(who: Result<Principal, ApiError>) -> Result<Principal, Response> {
-    who.map_err(|_| Redirect::to("/login").into_response())
+    who.map_err(|e| match e {
+        ApiError::Unauthorized(_) => Redirect::to("/login").into_response(),
+        // The database is away: say so, rather than ask for a sign-in that cannot work.
+        ApiError::NotReady(m) => {
+            let body = page("Unavailable", None, "", html! { h1 { "Tally is unavailable" } p { (m) } p.note { "Reload the page in a moment." } });
+            (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")], html_response(body)).into_response()
+        }
+        other => other.into_response(),
+    })
 }
 
-async fn login(State(state): State<ApiState>, q: Params) -> Response {
-    if let Some(token) = q.get("token") {
-        return match verify(&state, token).await {
-            Ok(_) => {
-                let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=2592000");
-                let mut resp = Redirect::to("/").into_response();
-                resp.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("token is ASCII"));
-                resp
-            }
-            Err(_) => {
-                let body = page("Sign in", None, "", html! { h1 { "Sign in" } p.bad { "That token is unknown, revoked or expired." } (login_form()) });
-                (StatusCode::UNAUTHORIZED, html_response(body)).into_response()
-            }
+async fn stylesheet() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], STYLE).into_response()
+}
+
+/// The sign-in form; `?code=` signs in with a one-time link.
+async fn login_page(State(state): State<ApiState>, headers: axum::http::HeaderMap, q: Params) -> Response {
+    if let Some(code) = q.get("code") {
+        return match sign_in_with_link(&state, code).await {
+            Ok(started) => signed_in_response(&state, &headers, &started),
+            Err(e) => sign_in_failed(e, "This sign-in link has been used, has expired or is unknown. Sign in with your token instead."),
         };
+    }
+    if q.get("token").is_some() {
+        // A token in an address lands in history and proxy logs: refused, never used.
+        let body = page(
+            "Sign in",
+            None,
+            "",
+            html! {
+                h1 { "Sign in" }
+                p.bad { "Tokens are not accepted in the address. Paste the token below; treat the one in that address as exposed and revoke it (" code { "tally token revoke" } ")." }
+                (login_form())
+            },
+        );
+        return (StatusCode::BAD_REQUEST, html_response(body)).into_response();
     }
     html_response(page("Sign in", None, "", html! { h1 { "Sign in to Tally" } (login_form()) }))
 }
 
+/// The form's POST: the token (form-encoded) for a session.
+async fn login(State(state): State<ApiState>, headers: axum::http::HeaderMap, body: axum::body::Bytes) -> Response {
+    #[derive(serde::Deserialize)]
+    struct Form {
+        token: String,
+    }
+    let token = match serde_urlencoded::from_bytes::<Form>(&body) {
+        Ok(f) => f.token,
+        Err(_) => return sign_in_failed(ApiError::BadBody("the form lacks its token field".into()), "Paste an access token."),
+    };
+    match sign_in(&state, token.trim()).await {
+        Ok(started) => signed_in_response(&state, &headers, &started),
+        Err(e) => sign_in_failed(e, "That token is unknown, revoked or expired."),
+    }
+}
+
+fn sign_in_failed(e: ApiError, said: &str) -> Response {
+    if matches!(e, ApiError::NotReady(_) | ApiError::Internal(_)) {
+        return e.into_response();
+    }
+    let status = e.status();
+    let body = page("Sign in", None, "", html! { h1 { "Sign in" } p.bad { (said) } (login_form()) });
+    (status, html_response(body)).into_response()
+}
+
+/// Sets the session cookie and sends the caller to its first page.
+fn signed_in_response(state: &ApiState, headers: &axum::http::HeaderMap, started: &StartedSession) -> Response {
+    let secure = if crate::served_over_https(state, headers) { "; Secure" } else { "" };
+    let cookie = format!("{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}", started.secret, started.max_age_seconds);
+    let to = match (&started.principal.role, &started.principal.tenant) {
+        (Role::Tenant, Some(t)) => format!("/tenants/{t}"),
+        _ => "/".to_owned(),
+    };
+    let mut resp = Redirect::to(&to).into_response();
+    resp.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("the session id is ASCII"));
+    resp
+}
+
 fn login_form() -> Markup {
     html! {
-        form method="get" action="/login" {
+        form method="post" action="/login" {
             label for="token" { "Access token" } br;
             input id="token" name="token" type="password" placeholder="tly_..." autocomplete="off" required;
             br;
             button type="submit" { "Sign in" }
         }
-        p.note { "Create one with " code { "tally token create --role viewer" } "; " code { "tally demo" } " prints a sign-in link." }
+        p.note { "Create one with " code { "tally token create --role viewer" } "; " code { "tally demo" } " prints a one-time sign-in link." }
     }
 }
 
-async fn logout() -> Response {
+async fn logout_page(who: Result<Principal, ApiError>) -> Response {
+    let body = html! {
+        h1 { "Sign out" }
+        form method="post" action="/logout" { button type="submit" { "Sign out of Tally" } }
+    };
+    html_response(page("Sign out", who.ok().as_ref(), "", body))
+}
+
+/// Ends the session on the server, then clears the cookie.
+async fn logout(State(state): State<ApiState>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(session) = session_cookie(&headers)
+        && let Err(e) = sign_out(&state, &session).await
+    {
+        return e.into_response();
+    }
+    let secure = if crate::served_over_https(&state, &headers) { "; Secure" } else { "" };
     let mut resp = Redirect::to("/login").into_response();
-    resp.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_static("tally_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"));
+    let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}");
+    resp.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("ASCII"));
     resp
 }
 
@@ -311,7 +389,7 @@ async fn tenant_page(State(state): State<ApiState>, who: Result<Principal, ApiEr
                     td.n { (e.pool_driver_quantity.map(|q| format!("{q:.2}")).unwrap_or_default()) }
                     td.n { (format!("{:.2}%", e.share * 100.0)) }
                     td.n { (money(e.pool_unblended, &cur)) } td.n { (money(e.allocated_unblended, &cur)) }
-                    td style="white-space:normal;min-width:18rem" { (e.method) }
+                    td.wide { (e.method) }
                 }
             }
         } }
@@ -494,7 +572,7 @@ async fn savings_page(State(state): State<ApiState>, who: Result<Principal, ApiE
                                 td.n { (c.tally_monthly_savings.map(|m| money(m, &cur)).unwrap_or_else(|| "—".into())) }
                                 td.n { (c.cost_explorer_quantity.map(|q| q.normalize().to_string()).unwrap_or_else(|| "nothing".into())) }
                                 td.n { (c.cost_explorer_monthly_savings.map(|m| money(m, &cur)).unwrap_or_else(|| "—".into())) }
-                                td style="white-space:normal;min-width:20rem" { (c.explanation) }
+                                td.wide { (c.explanation) }
                             }
                         }
                     } }
@@ -520,7 +598,7 @@ async fn operations(State(state): State<ApiState>, who: Result<Principal, ApiErr
                     td { (r.job) } td { (r.started_at.format("%Y-%m-%d %H:%M:%S")) }
                     td class=@match r.outcome { tally_domain::JobOutcome::Failed => "bad", tally_domain::JobOutcome::Succeeded => "good", _ => "warn" } { (r.outcome) }
                     td.n { (r.rows_written) } td.n { (r.api_requests) }
-                    td style="white-space:normal" { (r.error.clone().or_else(|| r.detail.clone()).unwrap_or_default()) }
+                    td.wrap-all { (r.error.clone().or_else(|| r.detail.clone()).unwrap_or_default()) }
                 }
             }
         } }

@@ -25,10 +25,14 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("unauthorized", 401, "No bearer token, or one that is unknown, revoked or expired."),
     ("forbidden", 403, "The token's role may not use this route."),
     ("not_found", 404, "No such route, tenant or month for this token."),
+    ("method_not_allowed", 405, "The route exists but does not take this HTTP method."),
     ("rate_limited", 429, "Too many requests from this client; retry after the Retry-After seconds."),
     ("not_allocated", 409, "The month has no allocation yet; import billing data and allocate it."),
     ("internal", 500, "Something failed inside Tally; it is logged with the request."),
+    ("payload_too_large", 413, "The request body is larger than the server takes (server.max_body_bytes)."),
+    ("unsupported_media_type", 415, "A browser's request body must be JSON (Content-Type: application/json)."),
     ("not_ready", 503, "The database is unreachable or its migrations are not current."),
+    ("timeout", 503, "The request took longer than the server allows (server.request_timeout_seconds)."),
 ];
 
 #[derive(Debug)]
@@ -46,6 +50,10 @@ pub enum ApiError {
     },
     NotAllocated(String),
     NotReady(String),
+    MethodNotAllowed(String),
+    PayloadTooLarge(String),
+    UnsupportedMediaType(String),
+    Timeout(String),
     /// Logged, never shown.
     Internal(String),
 }
@@ -69,6 +77,10 @@ impl ApiError {
             Self::RateLimited { .. } => "rate_limited",
             Self::NotAllocated(_) => "not_allocated",
             Self::NotReady(_) => "not_ready",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::Timeout(_) => "timeout",
             Self::Internal(_) => "internal",
         }
     }
@@ -82,7 +94,16 @@ impl ApiError {
     fn message(&self) -> String {
         match self {
             Self::BadParameter { name, message } => format!("parameter `{name}`: {message}"),
-            Self::BadBody(m) | Self::Unauthorized(m) | Self::Forbidden(m) | Self::NotFound(m) | Self::NotAllocated(m) | Self::NotReady(m) => m.clone(),
+            Self::BadBody(m)
+            | Self::Unauthorized(m)
+            | Self::Forbidden(m)
+            | Self::NotFound(m)
+            | Self::NotAllocated(m)
+            | Self::NotReady(m)
+            | Self::MethodNotAllowed(m)
+            | Self::PayloadTooLarge(m)
+            | Self::UnsupportedMediaType(m)
+            | Self::Timeout(m) => m.clone(),
             Self::RateLimited { retry_after } => format!("too many requests; retry in {retry_after} s"),
             Self::Internal(_) => "internal error; it has been logged".into(),
         }
@@ -91,9 +112,16 @@ impl ApiError {
 
 impl From<tally_storage::StorageError> for ApiError {
     fn from(e: tally_storage::StorageError) -> Self {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "the database is unreachable");
+            return Self::NotReady(DATABASE_AWAY.into());
+        }
         Self::Internal(e.to_string())
     }
 }
+
+/// What a client is told while the database is away (its error stays in the log).
+pub const DATABASE_AWAY: &str = "the database is unreachable; try again shortly";
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -113,3 +141,25 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The error of a response that the framework or a middleware made rather
+/// than a handler (a body over the limit, a method the route lacks, a
+/// timeout, a body that is not UTF-8): `None` when the response is not an
+/// error or already speaks JSON or HTML. Every error keeps one shape.
+pub fn framework_error(status: StatusCode, content_type: Option<&str>, text: &str) -> Option<ApiError> {
+    if status.as_u16() < 400 || content_type.is_some_and(|c| c.starts_with("application/json") || c.starts_with("text/html")) {
+        return None;
+    }
+    let text: String = text.trim().chars().take(300).collect();
+    let said = |fallback: &str| if text.is_empty() { fallback.to_owned() } else { text.clone() };
+    Some(match status.as_u16() {
+        400 => ApiError::BadBody(said("the request cannot be read")),
+        404 => ApiError::NotFound("no such route".into()),
+        405 => ApiError::MethodNotAllowed("this route does not take that method".into()),
+        408 | 503 | 504 => ApiError::Timeout("the request took too long and was stopped".into()),
+        413 => ApiError::PayloadTooLarge("the request body is larger than the server takes".into()),
+        415 => ApiError::UnsupportedMediaType(said("the body must be JSON")),
+        422 => ApiError::BadBody(said("the body is not what the route expects")),
+        _ => ApiError::Internal(format!("{status}: {text}")),
+    })
+}

@@ -12,7 +12,12 @@
 //!   tenant token sees only its own tenant, and another tenant's id is a 404.
 //! - Errors are JSON `{code, message}` with the stable codes of
 //!   [`error::ERROR_CODES`]; bad input is a 400 naming the parameter, never
-//!   a 500.
+//!   a 500. Errors the framework makes (413, 405, timeouts) get the same shape.
+//! - Every request's work is bounded: a time limit, a body limit, a rate
+//!   limit per client; connections are bounded in number, per client and in
+//!   how long their headers may take (see [`serve`]). Every response carries
+//!   the security headers of [`finish`]; a browser's write must come from
+//!   this server's own pages (Origin) and, to the API, be JSON.
 //!
 //! Entry points: [`router`] and [`serve`].
 
@@ -32,8 +37,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -104,8 +109,135 @@ pub fn router(state: ApiState) -> Router {
         .merge(dashboard::routes())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(middleware::from_fn_with_state(state.clone(), keep_answers))
+        .layer(middleware::from_fn_with_state(state.clone(), protect))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(middleware::from_fn_with_state(state.clone(), finish))
+        .layer(DefaultBodyLimit::max(usize::try_from(state.config.server.max_body_bytes).unwrap_or(usize::MAX)))
         .with_state(state)
+}
+
+/// Refuses cross-site writes and bounds each request's time.
+///
+/// A write (any method but GET, HEAD, OPTIONS) whose `Origin` is another
+/// site's is refused. One signed in by the session cookie rather than a
+/// bearer token must also show it came from this server's pages (`Origin`,
+/// or `Sec-Fetch-Site: same-origin`) and, to the API, send JSON, which a
+/// foreign page cannot send without CORS, which Tally never grants.
+async fn protect(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+    if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        && let Err(e) = check_origin(&state, req.headers(), req.uri().path())
+    {
+        return e.into_response();
+    }
+    let limit = std::time::Duration::from_secs(state.config.server.request_timeout_seconds);
+    // A bug that panics answers this request with a logged 500, not a dropped connection.
+    let guarded = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(next.run(req)));
+    match tokio::time::timeout(limit, guarded).await {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(_)) => ApiError::Internal("a request handler panicked".into()).into_response(),
+        Err(_) => ApiError::Timeout(format!("the request took longer than {} s and was stopped", limit.as_secs())).into_response(),
+    }
+}
+
+fn check_origin(state: &ApiState, headers: &HeaderMap, path: &str) -> Result<(), ApiError> {
+    let origin = headers.get(header::ORIGIN).map(|v| v.to_str().unwrap_or("(not text)"));
+    if let Some(o) = origin
+        && !same_origin(state, headers, o)
+    {
+        return Err(ApiError::Forbidden(format!("cross-site request refused: origin {o:?} is not this server")));
+    }
+    if headers.contains_key(header::AUTHORIZATION) || auth::session_cookie(headers).is_none() {
+        return Ok(());
+    }
+    let same_site = headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes() == b"same-origin");
+    if origin.is_none() && !same_site {
+        return Err(ApiError::Forbidden("a signed-in browser request must come from Tally's own pages (no Origin header)".into()));
+    }
+    let json =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("application/json"));
+    if path.starts_with("/api/") && !json {
+        return Err(ApiError::UnsupportedMediaType("a signed-in browser request to the API must send JSON (Content-Type: application/json)".into()));
+    }
+    Ok(())
+}
+
+/// Whether `origin` (`scheme://host[:port]`) is this server: its public
+/// address when configured, else the host the request was sent to.
+fn same_origin(state: &ApiState, headers: &HeaderMap, origin: &str) -> bool {
+    if let Some(public) = &state.config.server.public_url {
+        let public = public.trim_end_matches('/');
+        let public_origin = public.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
+        if origin.eq_ignore_ascii_case(&public_origin) {
+            return true;
+        }
+    }
+    let authority = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    matches!((authority, host), (Some(a), Some(h)) if !a.is_empty() && a.eq_ignore_ascii_case(h))
+}
+
+/// Whether the browser reached Tally over HTTPS: its public address is
+/// https, or a trusted proxy says so (`X-Forwarded-Proto`).
+pub(crate) fn served_over_https(state: &ApiState, headers: &HeaderMap) -> bool {
+    let server = &state.config.server;
+    server.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
+        || server.trust_forwarded_for
+            && headers
+                .get_all("x-forwarded-proto")
+                .iter()
+                .next_back()
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit(',').next())
+                .is_some_and(|p| p.trim() == "https")
+}
+
+/// The content security policy of pages: nothing runs, everything comes from here.
+const PAGE_CSP: &str =
+    "default-src 'none'; img-src 'self' data:; style-src 'self'; font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// The same for an SVG chart opened on its own: its inline style and the bundled font.
+const SVG_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; font-src 'self'; frame-ancestors 'none'";
+
+/// Gives every error one JSON shape and every response the security headers.
+async fn finish(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+    let https = served_over_https(&state, req.headers());
+    let resp = next.run(req).await;
+    let mut resp = json_error_shape(resp).await;
+    let content_type = resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let h = resp.headers_mut();
+    let csp = if content_type.starts_with("image/svg") { SVG_CSP } else { PAGE_CSP };
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        // Reports are private: not kept by proxies or on a shared computer's disk.
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if https {
+        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    }
+    resp
+}
+
+/// An error response made by the framework (plain text or empty) in the
+/// JSON shape of every other error.
+async fn json_error_shape(resp: Response) -> Response {
+    let status = resp.status();
+    let content_type = resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    if status.as_u16() < 400 || error::framework_error(status, content_type.as_deref(), "").is_none() {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 64 << 10).await.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let mut out = match error::framework_error(status, content_type.as_deref(), &text) {
+        Some(e) => e.into_response(),
+        None => Response::from_parts(parts.clone(), axum::body::Body::from(text)),
+    };
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        out.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    out
 }
 
 /// The reports kept in memory (see [`cache`]): answers of these routes (JSON
@@ -198,8 +330,13 @@ async fn healthz() -> &'static str {
 /// Readiness: the database answers and its migrations are current.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "ready"), (status = 503, body = error::ErrorBody)))]
 async fn readyz(State(state): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
-    state.store.ping().await.map_err(|e| ApiError::NotReady(format!("the database does not answer: {e}")))?;
-    let m = state.store.migration_status().await.map_err(|e| ApiError::NotReady(e.to_string()))?;
+    // The database's own error goes to the log, not to whoever asks.
+    let away = |e: tally_storage::StorageError| {
+        tracing::warn!(error = %e, "readiness: the database does not answer");
+        ApiError::NotReady(error::DATABASE_AWAY.into())
+    };
+    state.store.ping().await.map_err(away)?;
+    let m = state.store.migration_status().await.map_err(away)?;
     if !m.is_current() {
         return Err(ApiError::NotReady(format!("migrations applied {:?}, this version needs {:?}: run `tally migrate`", m.applied, m.known)));
     }
@@ -241,9 +378,114 @@ async fn openapi_route(_who: Principal) -> Response {
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then finishes
-/// the requests in flight.
-pub async fn serve(listener: tokio::net::TcpListener, router: Router, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await
+/// the requests in flight (for at most `server.request_timeout_seconds`).
+///
+/// HTTP/1.1 through hyper, with its own limits: a client must send a
+/// request's headers within `server.header_timeout_seconds` (also how long
+/// an idle kept-alive connection stays open), headers are at most 64 KiB,
+/// at most `server.max_connections` connections are open (further clients
+/// wait in the listen queue) and at most `server.max_connections_per_ip`
+/// per client address (more are closed at once; not applied behind a
+/// trusted proxy, whose address every connection has).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    server: &tally_domain::ServerConfig,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tokio::sync::{Semaphore, watch};
+
+    let max = usize::try_from(server.max_connections).unwrap_or(usize::MAX).min(Semaphore::MAX_PERMITS);
+    let per_ip_limit = (!server.trust_forwarded_for).then_some(server.max_connections_per_ip);
+    let header_timeout = std::time::Duration::from_secs(server.header_timeout_seconds);
+    let grace = std::time::Duration::from_secs(server.request_timeout_seconds);
+    let open = Arc::new(Semaphore::new(max));
+    let per_ip = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+    let (stop_tx, stop_rx) = watch::channel(());
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(header_timeout).max_buf_size(64 << 10);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = open.clone().acquire_owned() => p.expect("the connection semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait rather than spin.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Some(slot) = IpSlot::take(&per_ip, peer.ip(), per_ip_limit) else {
+            tracing::debug!(%peer, "too many connections from this address; closed");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            let mut router = router.clone();
+            tower::Service::call(&mut router, req.map(axum::body::Body::new))
+        });
+        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let (_permit, _slot) = (permit, slot);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => if let Err(e) = r { tracing::debug!(%peer, error = %e, "connection ended") },
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(());
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
+    if tokio::time::timeout(grace, open.acquire_many(all)).await.is_err() {
+        tracing::warn!(open = max - open.available_permits(), "connections still open after {} s; closing them", grace.as_secs());
+    }
+    Ok(())
+}
+
+/// One open connection of a client address, counted while it lives.
+struct IpSlot {
+    map: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, u32>>>,
+    ip: std::net::IpAddr,
+}
+
+impl IpSlot {
+    /// A slot for `ip`, or none when it has `limit` connections open already.
+    fn take(map: &Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, u32>>>, ip: std::net::IpAddr, limit: Option<u32>) -> Option<Self> {
+        let mut m = map.lock().expect("connection count lock");
+        let n = m.entry(ip).or_insert(0);
+        if limit.is_some_and(|l| *n >= l) {
+            return None;
+        }
+        *n += 1;
+        Some(Self { map: map.clone(), ip })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut m = self.map.lock().expect("connection count lock");
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// For tests and tools: a status code's JSON error code.

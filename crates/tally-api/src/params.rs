@@ -11,7 +11,12 @@ use tally_domain::Month;
 
 use crate::error::ApiError;
 
-/// The query string as name -> value; repeated names are an error.
+/// The longest query string a route reads; the longest real one (a costs
+/// query with every filter) is under 300 characters.
+pub const MAX_QUERY_LEN: usize = 2048;
+
+/// The query string as name -> value; repeated names are an error, and so
+/// is a query string longer than [`MAX_QUERY_LEN`].
 #[derive(Debug, Clone, Default)]
 pub struct Params(pub BTreeMap<String, String>);
 
@@ -19,6 +24,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        if query.len() > MAX_QUERY_LEN {
+            return Err(ApiError::bad_parameter("(query string)", format!("is {} characters long; at most {MAX_QUERY_LEN} are read", query.len())));
+        }
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
             .map_err(|e| ApiError::bad_parameter("(query string)", format!("cannot be decoded: {e}")))?;
         let mut map = BTreeMap::new();

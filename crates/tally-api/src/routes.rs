@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use tally_domain::{AllocationOutcome, CostSource, Currency, Explanation, JobRun, Money, Month, RevenueEntry, Tenant, TenantId};
+use tally_domain::{AllocationFailure, AllocationOutcome, CostSource, Currency, Explanation, JobRun, Money, Month, RevenueEntry, Tenant, TenantId};
 use tally_reports::burn::{BurnReport, burn};
 use tally_reports::costs::{CostGroup, Dimension, Measure, order, parse_dimensions};
 use tally_reports::focus::{FocusCsv, FocusParquet};
@@ -63,7 +63,10 @@ pub struct CostsResponse {
 #[into_params(parameter_in = Query)]
 #[allow(dead_code, reason = "declares the query for the OpenAPI document; handlers parse it with Params")]
 pub struct CostsQuery {
-    /// Comma-separated dimensions: tenant, service, pool, day, month (default tenant).
+    /// Comma-separated dimensions: tenant, service, pool, day, month (default
+    /// tenant). Each counts once however often it is repeated; the whole
+    /// query string is at most 2,048 characters.
+    #[param(max_length = 2048)]
     pub group_by: Option<String>,
     /// `unblended` (default, as invoiced) or `amortized`.
     pub measure: Option<String>,
@@ -568,7 +571,11 @@ impl From<AllocationOutcome> for AllocationOutcomeDto {
 pub async fn post_allocation(State(state): State<ApiState>, who: Principal, Path(month): Path<String>) -> ApiResult<Json<AllocationOutcomeDto>> {
     who.require_admin()?;
     let month = Month::parse(&month).map_err(|e| ApiError::bad_parameter("month", e.to_string()))?;
-    let outcome = state.allocator.allocate_month(month).await.map_err(ApiError::NotAllocated)?;
+    let outcome = state.allocator.allocate_month(month).await.map_err(|e| match e {
+        AllocationFailure::NoData(m) => ApiError::NotAllocated(m),
+        AllocationFailure::Unavailable => ApiError::NotReady(crate::error::DATABASE_AWAY.into()),
+        AllocationFailure::Failed(m) => ApiError::Internal(format!("allocating {month}: {m}")),
+    })?;
     state.cache.clear();
     Ok(Json(outcome.into()))
 }

@@ -13,19 +13,30 @@ use rust_decimal::Decimal;
 use tally_api::auth::{Role, issue};
 use tally_api::{ApiState, router};
 use tally_domain::{
-    Allocatee, AllocationOutcome, AllocationRow, AllocationTrigger, Config, CostSource, Currency, Explanation, ManualClock, Money, Month, PoolId, RevenueEntry,
-    Tenant, TenantId,
+    Allocatee, AllocationFailure, AllocationOutcome, AllocationRow, AllocationTrigger, Config, CostSource, Currency, Explanation, ManualClock, Money, Month,
+    PoolId, RevenueEntry, Tenant, TenantId,
 };
 use tally_storage::{AllocationResultSet, BilledTotal, DailyCost, SqliteStore, Store, UsageTotal};
 use tower::ServiceExt;
 
-/// Records the months it was asked to allocate (the real allocator is tested in tally-jobs).
+/// Records the months it was asked to allocate (the real allocator is tested
+/// in tally-jobs); 2099-01 has no data, 2099-02 fails inside, 2099-03 finds
+/// the database away.
 #[derive(Debug, Default)]
 struct RecordingAllocator(Mutex<Vec<Month>>);
 
+/// What a failing allocation said inside, which no client may see.
+const INTERNAL_DETAIL: &str = "duplicate key value violates unique constraint \"cost_monthly_pkey\"";
+
 #[async_trait::async_trait]
 impl AllocationTrigger for RecordingAllocator {
-    async fn allocate_month(&self, month: Month) -> Result<AllocationOutcome, String> {
+    async fn allocate_month(&self, month: Month) -> Result<AllocationOutcome, AllocationFailure> {
+        match month.to_string().as_str() {
+            "2099-01" => return Err(AllocationFailure::NoData("no billing data for 2099-01".into())),
+            "2099-02" => return Err(AllocationFailure::Failed(INTERNAL_DETAIL.into())),
+            "2099-03" => return Err(AllocationFailure::Unavailable),
+            _ => {}
+        }
         self.0.lock().unwrap().push(month);
         Ok(AllocationOutcome { month, rows: 3, billed_lines: 2, usage_rows: 1, job_run_id: Some(1) })
     }
@@ -180,6 +191,34 @@ impl TestApp {
     async fn get(&self, uri: &str, who: Option<&str>) -> Answer {
         self.call(Method::GET, uri, who, None).await
     }
+
+    /// A request as a browser sends it: the cookie, these headers, this body.
+    async fn browser(&self, method: Method, uri: &str, cookie: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+        let mut req = Request::builder().method(method).uri(uri).header("host", "tally.test");
+        if !cookie.is_empty() {
+            req = req.header("cookie", cookie);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let mut req = req.body(Body::from(body.to_owned())).unwrap();
+        req.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = axum::body::to_bytes(resp.into_body(), 64 << 20).await.unwrap().to_vec();
+        Answer { status, headers, body }
+    }
+
+    /// Signs in through the form as a browser does; the `name=value` of the session cookie.
+    async fn sign_in(&self, who: &str) -> String {
+        let form = format!("token={}", self.tokens[who]);
+        let a =
+            self.browser(Method::POST, "/login", "", &[("origin", "http://tally.test"), ("content-type", "application/x-www-form-urlencoded")], &form).await;
+        assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", String::from_utf8_lossy(&a.body));
+        let set = a.headers["set-cookie"].to_str().unwrap().to_owned();
+        set.split(';').next().unwrap().to_owned()
+    }
 }
 
 const ROLES: [&str; 4] = ["admin", "finance", "viewer", "tenant"];
@@ -279,9 +318,9 @@ async fn a_tenant_token_sees_only_its_own_tenant_on_every_route() {
     let ex = app.get("/api/v1/explanations?month=2026-10", Some("tenant")).await.json();
     assert!(ex.as_array().unwrap().iter().all(|e| e["tenant"] == "acme"));
     // The dashboard: another tenant's page is a 404 too.
-    let mut req = Request::builder().uri("/tenants/globex").header("cookie", format!("tally_session={}", app.tokens["tenant"])).body(Body::empty()).unwrap();
-    req.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
-    assert_eq!(app.router.clone().oneshot(req).await.unwrap().status(), StatusCode::NOT_FOUND);
+    let cookie = app.sign_in("tenant").await;
+    assert_eq!(app.browser(Method::GET, "/tenants/globex", &cookie, &[], "").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.browser(Method::GET, "/tenants/acme", &cookie, &[], "").await.status, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -463,4 +502,195 @@ async fn charts_are_images_of_the_reports_figures() {
     let font = app.get("/static/DejaVuSans.ttf", None).await;
     assert_eq!(font.status, StatusCode::OK);
     assert_eq!(font.headers["content-type"], "font/ttf");
+}
+
+#[tokio::test]
+async fn signing_in_exchanges_the_token_for_a_session_that_signing_out_ends() {
+    let app = spawn_app(1_000_000).await;
+    let form = [("origin", "http://tally.test"), ("content-type", "application/x-www-form-urlencoded")];
+    let a = app.browser(Method::POST, "/login", "", &form, &format!("token={}", app.tokens["viewer"])).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    let set = a.headers["set-cookie"].to_str().unwrap();
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=604800"] {
+        assert!(set.contains(part), "{set}");
+    }
+    assert!(!set.contains("Secure"), "plain HTTP without an https public address: {set}");
+    let cookie = set.split(';').next().unwrap().to_owned();
+    assert!(cookie.starts_with("tally_session=tss_"), "the cookie holds a session id: {cookie}");
+    assert!(!cookie.contains(&app.tokens["viewer"]), "never the token itself");
+    assert_eq!(app.browser(Method::GET, "/", &cookie, &[], "").await.status, StatusCode::OK);
+    assert_eq!(app.browser(Method::GET, "/api/v1/costs?month=2026-10", &cookie, &[], "").await.status, StatusCode::OK);
+
+    // The form never travels in the address; a token put there is refused, not used.
+    let page = app.browser(Method::GET, "/login", "", &[], "").await;
+    assert!(String::from_utf8_lossy(&page.body).contains(r#"method="post""#));
+    let a = app.browser(Method::GET, &format!("/login?token={}", app.tokens["viewer"]), "", &[], "").await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(!a.headers.contains_key("set-cookie"));
+    // A wrong token signs nobody in.
+    let a = app.browser(Method::POST, "/login", "", &form, "token=tly_nope").await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert!(!a.headers.contains_key("set-cookie"));
+
+    // Signing out ends the session on the server: the old cookie is worthless.
+    let out = app.browser(Method::POST, "/logout", &cookie, &[("origin", "http://tally.test")], "").await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert!(out.headers["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+    let after = app.browser(Method::GET, "/", &cookie, &[], "").await;
+    assert_eq!(after.status, StatusCode::SEE_OTHER, "back to the sign-in page");
+    assert_eq!(app.browser(Method::GET, "/api/v1/costs", &cookie, &[], "").await.status, StatusCode::UNAUTHORIZED);
+
+    // Revoking the token ends its sessions too.
+    let cookie = app.sign_in("finance").await;
+    let finance = app.store.tokens().await.unwrap().into_iter().find(|t| t.role == "finance").unwrap();
+    app.store.revoke_token(finance.id, Utc::now()).await.unwrap();
+    // Written behind the server's back, as another replica would: seen within the cache's check interval.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(app.browser(Method::GET, "/api/v1/costs", &cookie, &[], "").await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_one_time_sign_in_link_works_once() {
+    let app = spawn_app(1_000_000).await;
+    let admin = app.store.tokens().await.unwrap().into_iter().find(|t| t.role == "admin" && t.revoked_at.is_none() && t.expires_at.is_none()).unwrap();
+    let code = tally_api::auth::issue_link(app.store.as_ref(), &admin, 24, "2026-11-15T12:00:00Z".parse().unwrap()).await.unwrap();
+    let first = app.browser(Method::GET, &format!("/login?code={code}"), "", &[], "").await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER);
+    let cookie = first.headers["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    assert!(!cookie.contains(&code), "the link's code is not the session");
+    assert_eq!(app.browser(Method::GET, "/finance", &cookie, &[], "").await.status, StatusCode::OK);
+    let again = app.browser(Method::GET, &format!("/login?code={code}"), "", &[], "").await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED, "a link signs in once");
+    assert!(!again.headers.contains_key("set-cookie"));
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_secure_over_https() {
+    let app = spawn_app_with(|c| c.server.public_url = Some("https://tally.example.com".into())).await;
+    let form = [("origin", "https://tally.example.com"), ("content-type", "application/x-www-form-urlencoded")];
+    let a = app.browser(Method::POST, "/login", "", &form, &format!("token={}", app.tokens["viewer"])).await;
+    assert!(a.headers["set-cookie"].to_str().unwrap().contains("; Secure"));
+    assert!(a.headers.contains_key("strict-transport-security"));
+    // Behind a trusted TLS proxy without a public address configured.
+    let app = spawn_app_with(|c| c.server.trust_forwarded_for = true).await;
+    let form = [("origin", "http://tally.test"), ("content-type", "application/x-www-form-urlencoded"), ("x-forwarded-proto", "https")];
+    let a = app.browser(Method::POST, "/login", "", &form, &format!("token={}", app.tokens["viewer"])).await;
+    assert!(a.headers["set-cookie"].to_str().unwrap().contains("; Secure"));
+}
+
+#[tokio::test]
+async fn a_signed_in_browser_writes_only_from_tallys_own_pages_and_only_json() {
+    let app = spawn_app(1_000_000).await;
+    let cookie = app.sign_in("admin").await;
+    let revenue = r#"{"month":"2026-10","tenant":"acme","amount":"300","currency":"USD"}"#;
+    // The attack: a foreign page posts a text/plain body with the victim's cookie.
+    let a = app.browser(Method::POST, "/api/v1/revenue", &cookie, &[("origin", "https://evil.example"), ("content-type", "text/plain")], revenue).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert_eq!(a.json()["code"], "forbidden");
+    // Same origin but not JSON: a form or text body is what a cross-site page could send.
+    let a = app.browser(Method::POST, "/api/v1/revenue", &cookie, &[("origin", "http://tally.test"), ("content-type", "text/plain")], revenue).await;
+    assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(a.json()["code"], "unsupported_media_type");
+    // No Origin at all from a cookie-carrying client: refused.
+    let a = app.browser(Method::POST, "/api/v1/revenue", &cookie, &[("content-type", "application/json")], revenue).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    // Nothing of those was stored.
+    let acme = |r: &[RevenueEntry]| r.iter().find(|e| e.tenant.as_str() == "acme").map(|e| e.amount.amount);
+    assert_eq!(acme(&app.store.revenue(oct(), oct()).await.unwrap()), Some(d("199")));
+    // Tally's own page, JSON: accepted.
+    let a = app.browser(Method::POST, "/api/v1/revenue", &cookie, &[("origin", "http://tally.test"), ("content-type", "application/json")], revenue).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!(acme(&app.store.revenue(oct(), oct()).await.unwrap()), Some(d("300")));
+    // A cross-site sign-out or sign-in is refused as well.
+    let a = app.browser(Method::POST, "/logout", &cookie, &[("origin", "https://evil.example")], "").await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    // A bearer client (no cookie) is not a browser: no Origin needed.
+    let a = app.call(Method::POST, "/api/v1/revenue", Some("admin"), Some(revenue)).await;
+    assert_eq!(a.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let app = spawn_app(1_000_000).await;
+    let cookie = app.sign_in("admin").await;
+    for (uri, with_cookie) in
+        [("/", true), ("/login", false), ("/api/v1/costs", true), ("/healthz", false), ("/api/v1/nothing", true), ("/charts/burn.svg", true)]
+    {
+        let a = app.browser(Method::GET, uri, if with_cookie { &cookie } else { "" }, &[], "").await;
+        let h = &a.headers;
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'") && !csp.contains("script-src"), "{uri}: {csp}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{uri}");
+        assert_eq!(h["x-frame-options"], "DENY", "{uri}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{uri}");
+    }
+    // No inline script or style on a page: the policy would block it.
+    let page = String::from_utf8(app.browser(Method::GET, "/", &cookie, &[], "").await.body).unwrap();
+    assert!(!page.contains("<script") && !page.contains("<style") && !page.contains(" style="), "inline script or style in the page");
+    let css = app.browser(Method::GET, "/static/tally.css", "", &[], "").await;
+    assert_eq!(css.status, StatusCode::OK);
+    assert!(css.headers["content-type"].to_str().unwrap().starts_with("text/css"));
+}
+
+#[tokio::test]
+async fn errors_the_framework_makes_keep_the_json_shape() {
+    let app = spawn_app_with(|c| c.server.max_body_bytes = 1024).await;
+    let big = format!(r#"{{"month":"2026-10","tenant":"acme","amount":"1","currency":"USD","note":"{}"}}"#, "x".repeat(4096));
+    let a = app.call(Method::POST, "/api/v1/revenue", Some("admin"), Some(&big)).await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(a.json()["code"], "payload_too_large");
+    let a = app.call(Method::DELETE, "/api/v1/costs", Some("admin"), None).await;
+    assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(a.json()["code"], "method_not_allowed");
+    let mut req = Request::builder().method(Method::POST).uri("/api/v1/revenue").header("authorization", format!("Bearer {}", app.tokens["admin"]));
+    req = req.header("content-type", "application/json");
+    let mut req = req.body(Body::from(vec![0xff, 0xfe, b'{'])).unwrap();
+    req.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+    let resp = app.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = serde_json::from_slice(&axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap()).unwrap();
+    assert_eq!(body["code"], "bad_body");
+}
+
+#[tokio::test]
+async fn work_per_request_is_bounded() {
+    let app = spawn_app(1_000_000).await;
+    // The attack: a group_by of the same dimension thousands of times.
+    let long = format!("/api/v1/costs?month=2026-10&group_by={}", vec!["day"; 16_000].join(","));
+    let a = app.get(&long, Some("viewer")).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(a.json()["message"].as_str().unwrap().contains("at most 2048"), "{}", a.json());
+    // Repeats within the limit count once.
+    let a = app.get("/api/v1/costs?month=2026-10&group_by=tenant,tenant,tenant,month,tenant", Some("viewer")).await.json();
+    assert_eq!(a["group_by"], serde_json::json!(["tenant", "month"]));
+}
+
+#[tokio::test]
+async fn amounts_beyond_the_documented_range_are_refused_by_name() {
+    let app = spawn_app(1_000_000).await;
+    for (uri, body) in [
+        ("/api/v1/revenue", r#"{"month":"2026-10","tenant":"acme","amount":"79228162514264337593543950335","currency":"USD"}"#),
+        ("/api/v1/revenue", r#"{"month":"2026-10","tenant":"acme","amount":"1000000000000001","currency":"USD"}"#),
+        ("/api/v1/cash-balances", r#"{"as_of":"2026-11-01","amount":"79228162514264337593543950335"}"#),
+    ] {
+        let a = app.call(Method::POST, uri, Some("admin"), Some(body)).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{uri} {body}");
+        assert!(a.json()["message"].as_str().unwrap().contains("`amount`"), "{}", a.json());
+    }
+    // Every page still answers.
+    for uri in ["/api/v1/burn", "/api/v1/tenants", "/charts/burn.png"] {
+        assert_eq!(app.get(uri, Some("admin")).await.status, StatusCode::OK, "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_allocation_is_told_apart_without_its_internals() {
+    let app = spawn_app(1_000_000).await;
+    let a = app.call(Method::POST, "/api/v1/allocations/2099-01", Some("admin"), None).await;
+    assert_eq!((a.status, a.json()["code"].as_str().unwrap()), (StatusCode::CONFLICT, "not_allocated"));
+    let a = app.call(Method::POST, "/api/v1/allocations/2099-02", Some("admin"), None).await;
+    assert_eq!((a.status, a.json()["code"].as_str().unwrap()), (StatusCode::INTERNAL_SERVER_ERROR, "internal"));
+    assert!(!String::from_utf8_lossy(&a.body).contains("duplicate key"), "internals stay in the log");
+    let a = app.call(Method::POST, "/api/v1/allocations/2099-03", Some("admin"), None).await;
+    assert_eq!((a.status, a.json()["code"].as_str().unwrap()), (StatusCode::SERVICE_UNAVAILABLE, "not_ready"));
 }

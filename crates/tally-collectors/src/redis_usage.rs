@@ -95,8 +95,8 @@ impl KeyTally {
 pub async fn collect_redis(url: &str, pattern: &str, sample_size: u32, scan_count: u32, hour: DateTime<Utc>) -> Result<RedisCollected, String> {
     let (prefix, end) = split_pattern(pattern)?;
     let glob = pattern.replace("{tenant}", "*");
-    let client = redis::Client::open(url).map_err(|e| format!("Redis URL {url:?}: {e}"))?;
-    let mut con = client.get_multiplexed_async_connection().await.map_err(|e| format!("connecting to Redis: {e}"))?;
+    let client = redis::Client::open(url).map_err(|e| tally_domain::redact(&format!("Redis URL {url:?}: {e}")))?;
+    let mut con = client.get_multiplexed_async_connection().await.map_err(|e| tally_domain::redact(&format!("connecting to Redis: {e}")))?;
     let mut tally = KeyTally::new(prefix, end, sample_size as usize);
     let mut cursor: u64 = 0;
     let mut scan_calls = 0;

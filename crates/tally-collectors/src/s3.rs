@@ -107,7 +107,7 @@ async fn fetch_delivery(
     let selection = select_latest(&listing, |rel| manifests.get(rel).cloned().ok_or_else(|| format!("{rel} was not downloaded")))?;
     let mut files = Vec::new();
     for rel in &selection.files {
-        let target = into.join(rel);
+        let target = local_path(into, rel)?;
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
         }
@@ -116,6 +116,18 @@ async fn fetch_delivery(
         files.push(target);
     }
     Ok((files, selection))
+}
+
+/// Where an object's key (relative to the prefix) is written under `into`:
+/// a key whose path would leave `into` (`..`, an absolute path) is an error,
+/// not a write elsewhere on the disk.
+fn local_path(into: &std::path::Path, rel: &str) -> Result<std::path::PathBuf, String> {
+    let path = std::path::Path::new(rel);
+    let inside = !rel.is_empty() && !rel.contains('\\') && path.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+    if !inside {
+        return Err(format!("the object key {rel:?} does not name a file inside the delivery folder; refused"));
+    }
+    Ok(into.join(path))
 }
 
 async fn download(client: &aws_sdk_s3::Client, bucket: &str, key: &str, policy: &RetryPolicy) -> Result<Vec<u8>, String> {
@@ -131,6 +143,15 @@ async fn download(client: &aws_sdk_s3::Client, bucket: &str, key: &str, policy: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_object_key_cannot_write_outside_the_download_folder() {
+        let into = std::path::Path::new("/data/in");
+        assert_eq!(local_path(into, "cur/2026-10/part-1.parquet").unwrap(), into.join("cur/2026-10/part-1.parquet"));
+        for bad in ["../../etc/cron.d/x", "cur/../../x.csv", "/etc/passwd", "", "..\\x"] {
+            assert!(local_path(into, bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn s3_urls_split_into_bucket_and_prefix() {

@@ -31,7 +31,8 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "invalid configuration: `{}`", self.key)?;
         match &self.value {
-            Some(v) => write!(f, " = {v:?}")?,
+            // A value may be an address with a password in it.
+            Some(v) => write!(f, " = {:?}", crate::redact(v))?,
             None => write!(f, " is missing")?,
         }
         if let Some(origin) = &self.origin {
@@ -94,13 +95,39 @@ pub struct ServerConfig {
     pub rate_limit_per_minute: u32,
     /// Take the client IP from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
-    /// The address people reach the dashboard at, for sign-in links.
+    /// The address people reach the dashboard at, for sign-in links; an
+    /// `https://` address also marks the session cookie `Secure`.
     pub public_url: Option<String>,
+    /// Open connections at most; further clients wait in the listen queue.
+    pub max_connections: u32,
+    /// Open connections per client address at most (not applied behind a
+    /// trusted proxy, where every connection comes from the proxy).
+    pub max_connections_per_ip: u32,
+    /// A client must send a request's headers within this many seconds, and
+    /// an idle kept-alive connection is closed after as long.
+    pub header_timeout_seconds: u64,
+    /// A request must be answered within this many seconds (503 after).
+    pub request_timeout_seconds: u64,
+    /// Request bodies larger than this are refused with 413.
+    pub max_body_bytes: u64,
+    /// How long a dashboard sign-in lasts (never beyond its token's expiry).
+    pub session_hours: u32,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8080)), rate_limit_per_minute: 100, trust_forwarded_for: false, public_url: None }
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            rate_limit_per_minute: 100,
+            trust_forwarded_for: false,
+            public_url: None,
+            max_connections: 512,
+            max_connections_per_ip: 64,
+            header_timeout_seconds: 10,
+            request_timeout_seconds: 30,
+            max_body_bytes: 2 << 20,
+            session_hours: 168,
+        }
     }
 }
 
@@ -551,6 +578,24 @@ impl Config {
         if self.server.rate_limit_per_minute == 0 {
             return Err(err("server.rate_limit_per_minute", "0".into(), "a positive number of requests per minute"));
         }
+        let srv = &self.server;
+        for (key, value, expected) in [
+            ("server.max_connections", u64::from(srv.max_connections), "a positive number of connections"),
+            ("server.max_connections_per_ip", u64::from(srv.max_connections_per_ip), "a positive number of connections"),
+            ("server.header_timeout_seconds", srv.header_timeout_seconds, "a positive number of seconds"),
+            ("server.request_timeout_seconds", srv.request_timeout_seconds, "a positive number of seconds"),
+            ("server.max_body_bytes", srv.max_body_bytes, "a positive number of bytes"),
+            ("server.session_hours", u64::from(srv.session_hours), "a positive number of hours"),
+        ] {
+            if value == 0 {
+                return Err(err(key, "0".into(), expected));
+            }
+        }
+        if let Some(url) = &srv.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(err("server.public_url", url.clone(), "an http:// or https:// address"));
+        }
         if let Some(url) = &self.database.url
             && !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {
@@ -666,9 +711,23 @@ impl Config {
                 return Err(err(&format!("collectors.cloudwatch.queries[{i}].scale"), q.scale.to_string(), "a positive factor"));
             }
         }
-        for code in self.currency_rates.keys() {
+        for (code, rate) in &self.currency_rates {
             if Currency::parse(code).is_err() {
                 return Err(err(&format!("currency_rates.{code}"), code.clone(), "an ISO 4217 currency code"));
+            }
+            // A rate beyond a million would carry an amount past the largest one Tally takes.
+            if *rate <= Decimal::ZERO || *rate > Decimal::from(1_000_000) {
+                return Err(err(&format!("currency_rates.{code}"), rate.to_string(), "a rate above 0 and at most 1,000,000"));
+            }
+        }
+        if let Some(cash) = self.finance.cash_balance
+            && crate::money::check_amount("finance.cash_balance", cash).is_err()
+        {
+            return Err(err("finance.cash_balance", cash.to_string(), "an amount of at most 1,000,000,000,000,000 in magnitude"));
+        }
+        for (i, cost) in self.finance.monthly_costs.iter().enumerate() {
+            if cost.amount < Decimal::ZERO || crate::money::check_amount("amount", cost.amount).is_err() {
+                return Err(err(&format!("finance.monthly_costs[{i}].amount"), cost.amount.to_string(), "an amount >= 0 and at most 1,000,000,000,000,000"));
             }
         }
         Ok(())
@@ -858,6 +917,18 @@ mod tests {
         let e = Config::load(None, env(&[("TALLY_FINANCE__CASH_BALANCE", "1000")])).unwrap_err();
         assert_eq!(e.key, "finance.cash_balance_date");
         assert_eq!(e.value, None);
+    }
+
+    #[test]
+    fn amounts_and_server_limits_out_of_range_are_rejected_by_key() {
+        let huge = [("TALLY_FINANCE__CASH_BALANCE", "1e29"), ("TALLY_FINANCE__CASH_BALANCE_DATE", "2026-11-01")];
+        assert_eq!(Config::load(None, env(&huge)).unwrap_err().key, "finance.cash_balance");
+        let costs = [("TALLY_FINANCE__MONTHLY_COSTS", "[{ name = \"payroll\", amount = \"79228162514264337593543950335\" }]")];
+        assert_eq!(Config::load(None, env(&costs)).unwrap_err().key, "finance.monthly_costs[0].amount");
+        let rate = Config::load(Some(("t.toml", "[currency_rates]\nEUR = \"1000000000\"\n")), env(&[])).unwrap_err();
+        assert_eq!(rate.key, "currency_rates.EUR");
+        assert_eq!(Config::load(None, env(&[("TALLY_SERVER__MAX_CONNECTIONS", "0")])).unwrap_err().key, "server.max_connections");
+        assert_eq!(Config::load(None, env(&[("TALLY_SERVER__PUBLIC_URL", "tally.example.com")])).unwrap_err().key, "server.public_url");
     }
 
     #[test]

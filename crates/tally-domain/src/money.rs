@@ -98,6 +98,21 @@ pub struct CurrencyMismatch {
     pub right: Currency,
 }
 
+/// The largest magnitude of any one amount Tally takes in, from a file, the
+/// API or the configuration: 10¹⁵ (a thousand trillion) in the currency's
+/// units. A bill line, a revenue entry or a cash balance beyond it is an
+/// error naming the field. Sums of billions of such amounts stay far inside
+/// what `Decimal` holds (about 7.9 × 10²⁸), so no report can overflow.
+pub const MAX_AMOUNT: Decimal = Decimal::from_parts(0xA4C6_8000, 0x0003_8D7E, 0, false, 0);
+
+/// `amount` if its magnitude is at most [`MAX_AMOUNT`]; else an error naming `field`.
+pub fn check_amount(field: &'static str, amount: Decimal) -> Result<Decimal, ValidationError> {
+    if amount.abs() > MAX_AMOUNT {
+        return Err(ValidationError::new(field, amount, "an amount of at most 1,000,000,000,000,000 in magnitude"));
+    }
+    Ok(amount)
+}
+
 /// An exact amount of money in one currency.
 ///
 /// Arithmetic is checked: combining two currencies is a [`CurrencyMismatch`],
@@ -118,11 +133,12 @@ impl Money {
         Self { amount: Decimal::ZERO, currency }
     }
 
+    /// Parses an amount, refusing one beyond [`MAX_AMOUNT`].
     pub fn parse(amount: &str, currency: Currency) -> Result<Self, ValidationError> {
         let amount = Decimal::from_str_exact(amount.trim())
             .or_else(|_| Decimal::from_scientific(amount.trim()))
             .map_err(|_| ValidationError::new("amount", amount, "a decimal number such as 1234.56"))?;
-        Ok(Self { amount, currency })
+        Ok(Self { amount: check_amount("amount", amount)?, currency })
     }
 
     pub fn checked_add(self, other: Money) -> Result<Money, CurrencyMismatch> {
@@ -212,6 +228,18 @@ mod tests {
         pub fn dec(s: &str) -> rust_decimal::Decimal {
             s.parse().unwrap()
         }
+    }
+
+    #[test]
+    fn amounts_beyond_a_thousand_trillion_are_refused_by_name() {
+        assert_eq!(MAX_AMOUNT, Decimal::from(1_000_000_000_000_000i64));
+        assert!(Money::parse("1000000000000000", Currency::USD).is_ok());
+        assert!(Money::parse("-1000000000000000", Currency::USD).is_ok());
+        let e = Money::parse("1000000000000000.01", Currency::USD).unwrap_err();
+        assert_eq!(e.what, "amount");
+        assert!(Money::parse("79228162514264337593543950335", Currency::USD).is_err());
+        assert!(Money::parse("1e20", Currency::USD).is_err());
+        assert_eq!(check_amount("cash", dec("-5")).unwrap(), dec("-5"));
     }
 
     #[test]

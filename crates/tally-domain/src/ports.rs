@@ -77,5 +77,19 @@ pub struct AllocationOutcome {
 /// Re-runs the allocation of a month on request (the admin API, the CLI).
 #[async_trait::async_trait]
 pub trait AllocationTrigger: Send + Sync {
-    async fn allocate_month(&self, month: Month) -> Result<AllocationOutcome, String>;
+    async fn allocate_month(&self, month: Month) -> Result<AllocationOutcome, AllocationFailure>;
+}
+
+/// Why an allocation asked for did not run, as its caller must tell it apart.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AllocationFailure {
+    /// Nothing to allocate (no billing data for the month): the caller's to fix.
+    #[error("{0}")]
+    NoData(String),
+    /// The database cannot be reached now; asking again later may work.
+    #[error("the database is unreachable; try again shortly")]
+    Unavailable,
+    /// Anything else: a fault to log, not to show.
+    #[error("{0}")]
+    Failed(String),
 }

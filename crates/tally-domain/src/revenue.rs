@@ -15,6 +15,7 @@ impl RevenueEntry {
         if amount.amount.is_sign_negative() && !amount.amount.is_zero() {
             return Err(ValidationError::new("revenue amount", amount.amount, "an amount >= 0 (record refunds as a lower amount)"));
         }
+        crate::money::check_amount("revenue amount", amount.amount)?;
         Ok(Self { month, tenant, amount })
     }
 }
@@ -29,6 +30,9 @@ mod tests {
         let m = Month::parse("2026-10").unwrap();
         let t = TenantId::parse("acme").unwrap();
         assert!(RevenueEntry::new(m, t.clone(), Money::parse("-1", Currency::USD).unwrap()).is_err());
-        assert!(RevenueEntry::new(m, t, Money::parse("0", Currency::USD).unwrap()).is_ok());
+        assert!(RevenueEntry::new(m, t.clone(), Money::parse("0", Currency::USD).unwrap()).is_ok());
+        // The amount that once made every page panic when summed.
+        let huge = Money::new("79228162514264337593543950335".parse().unwrap(), Currency::USD);
+        assert!(RevenueEntry::new(m, t, huge).unwrap_err().to_string().contains("at most"));
     }
 }

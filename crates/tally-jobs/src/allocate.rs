@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
-use tally_domain::{AllocationOutcome, AllocationTrigger, CostSource, Month};
+use tally_domain::{AllocationFailure, AllocationOutcome, AllocationTrigger, CostSource, Month};
 use tally_lake::Snapshot;
 use tally_storage::{AllocationResultSet, BilledTotal, DailyCost, LakeKind, UsageTotal};
 
@@ -130,18 +130,39 @@ async fn inputs_changed(app: &App, month: Month, billing: &Snapshot, usage: &Sna
     }
 }
 
-/// Allocates every month that holds billing data.
-pub async fn allocate_all(app: &App) -> Result<Vec<AllocationOutcome>> {
-    let mut out = Vec::new();
-    for m in app.lake.billing_months().await? {
-        out.push(allocate_month(app, m).await?);
+/// Allocates each of `months` on its own: a month that fails (each failure
+/// is a failed run in the job list) never keeps the others from being allocated.
+pub async fn allocate_each(app: &App, months: &[Month]) -> (Vec<AllocationOutcome>, Vec<(Month, JobError)>) {
+    let (mut done, mut failed) = (Vec::new(), Vec::new());
+    for &m in months {
+        match allocate_month(app, m).await {
+            Ok(o) => done.push(o),
+            Err(e) => failed.push((m, e)),
+        }
     }
-    Ok(out)
+    (done, failed)
+}
+
+/// One error naming every month that failed and why.
+pub fn failed_months(failed: &[(Month, JobError)], of: usize) -> JobError {
+    let each: Vec<String> = failed.iter().map(|(m, e)| format!("{m}: {e}")).collect();
+    JobError::Failed(format!("{} of {of} month(s) could not be allocated (the others were): {}", failed.len(), each.join("; ")))
+}
+
+/// Allocates every month that holds billing data, each on its own.
+pub async fn allocate_all(app: &App) -> Result<Vec<AllocationOutcome>> {
+    let months = app.lake.billing_months().await?;
+    let (done, failed) = allocate_each(app, &months).await;
+    if failed.is_empty() { Ok(done) } else { Err(failed_months(&failed, months.len())) }
 }
 
 #[async_trait]
 impl AllocationTrigger for App {
-    async fn allocate_month(&self, month: Month) -> std::result::Result<AllocationOutcome, String> {
-        allocate_month(self, month).await.map_err(|e| e.to_string())
+    async fn allocate_month(&self, month: Month) -> std::result::Result<AllocationOutcome, AllocationFailure> {
+        allocate_month(self, month).await.map_err(|e| match e {
+            JobError::Invalid(m) => AllocationFailure::NoData(m),
+            JobError::Storage(s) if s.is_unavailable() => AllocationFailure::Unavailable,
+            other => AllocationFailure::Failed(other.to_string()),
+        })
     }
 }

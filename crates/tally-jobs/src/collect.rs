@@ -26,16 +26,15 @@ pub(crate) struct BudgetMeter<'a> {
 #[async_trait]
 impl RequestMeter for BudgetMeter<'_> {
     async fn approve(&self) -> std::result::Result<(), String> {
-        let used = self.store.api_requests(COST_EXPLORER, self.month).await.map_err(|e| e.to_string())?;
-        if used + 1 > i64::from(self.budget) {
+        let reserved = self.store.reserve_api_request(COST_EXPLORER, self.month, i64::from(self.budget)).await.map_err(|e| e.to_string())?;
+        if reserved.is_none() {
             return Err(format!(
-                "{used} of the {} requests budgeted for {} (collectors.cost_explorer.monthly_request_budget) are used; one more would cost beyond ${:.2}",
+                "all {} requests budgeted for {} (collectors.cost_explorer.monthly_request_budget) are used; one more would cost beyond ${:.2}",
                 self.budget,
                 self.month,
                 f64::from(self.budget) * 0.01
             ));
         }
-        self.store.add_api_requests(COST_EXPLORER, self.month, 1).await.map_err(|e| e.to_string())?;
         self.tracker.requests(1);
         Ok(())
     }

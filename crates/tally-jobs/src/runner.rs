@@ -55,14 +55,22 @@ impl ProductRunner {
             }
             JobKind::Allocate => {
                 let have = app.lake.billing_months().await?;
-                let (mut done, mut unchanged) = (Vec::new(), Vec::new());
-                for m in allocation_months(app.clock.now()) {
-                    if have.contains(&m) {
-                        match allocate::allocate_if_changed(app, m).await? {
-                            Some(_) => done.push(m.to_string()),
-                            None => unchanged.push(m.to_string()),
-                        }
+                let (mut done, mut unchanged, mut failed) = (Vec::new(), Vec::new(), Vec::new());
+                let months: Vec<_> = allocation_months(app.clock.now()).into_iter().filter(|m| have.contains(m)).collect();
+                // Each month on its own: one that fails does not keep the other from being allocated.
+                for &m in &months {
+                    match allocate::allocate_if_changed(app, m).await {
+                        Ok(Some(_)) => done.push(m.to_string()),
+                        Ok(None) => unchanged.push(m.to_string()),
+                        Err(e) => failed.push((m, e)),
                     }
+                }
+                if !done.is_empty() {
+                    // The projection reads the same billing lines: keep it current.
+                    crate::savings::refresh(app).await?;
+                }
+                if !failed.is_empty() {
+                    return Err(allocate::failed_months(&failed, months.len()));
                 }
                 if done.is_empty() {
                     return Ok(if unchanged.is_empty() {
@@ -71,8 +79,6 @@ impl ProductRunner {
                         format!("{} unchanged since the last allocation", unchanged.join(", "))
                     });
                 }
-                // The projection reads the same billing lines: keep it current.
-                crate::savings::refresh(app).await?;
                 Ok(format!("allocated {}; savings projected", done.join(", ")))
             }
         }

@@ -59,7 +59,7 @@ where
     }
     match &out {
         Ok(_) => tracing::info!(job = name, run = id, rows = c.rows_written, requests = c.api_requests, "job succeeded"),
-        Err(e) => tracing::warn!(job = name, run = id, error = %e, "job failed"),
+        Err(e) => tracing::warn!(job = name, run = id, error = %tally_domain::redact(&e.to_string()), "job failed"),
     }
     out.map(|value| (value, id))
 }

@@ -10,16 +10,23 @@
 //!   running, so a replica that takes the lease later does not run it again.
 //! - Time comes from the clock: tests call [`Scheduler::run_due`] with a
 //!   manual clock instead of sleeping.
+//! - A job that fails or panics is a failed run in the job list with its
+//!   error (the jobs record their own runs; a failure before a job could
+//!   record one, such as an unreachable database, is recorded here), and its
+//!   lease is released and stops being renewed.
 
 use std::collections::BTreeSet;
+use std::panic::AssertUnwindSafe;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use cron::Schedule;
+use futures::FutureExt as _;
 use rand::Rng;
-use tally_domain::Month;
+use tally_domain::{JobOutcome, Month};
+use tally_storage::JobFinish;
 
 use crate::{App, JobError, Result};
 
@@ -162,9 +169,9 @@ impl Scheduler {
                 return Ok(Ran::Skipped);
             }
         }
-        let out = self.run_leased(kind, fire).await;
-        self.running.lock().expect("scheduler lock").remove(&kind);
-        out
+        // Removed however the run ends, a panic included.
+        let _running = Running { set: &self.running, kind };
+        self.run_leased(kind, fire).await
     }
 
     async fn run_leased(&self, kind: JobKind, fire: DateTime<Utc>) -> Result<Ran> {
@@ -180,8 +187,9 @@ impl Scheduler {
             return Ok(Ran::Skipped);
         }
         store.put_document(&trigger_doc(kind), &fire.to_rfc3339(), self.app.clock.now()).await?;
-        // Renew the lease while the job runs, so a long job keeps it.
-        let renew = {
+        // Renew the lease while the job runs, so a long job keeps it; the
+        // renewal stops when the run ends, however it ends.
+        let renew = AbortOnDrop({
             let (store, holder, clock) = (store.clone(), self.app.holder.clone(), self.app.clock.clone());
             tokio::spawn(async move {
                 let every = std::time::Duration::from_secs((ttl.num_seconds() / 3).max(1) as u64);
@@ -192,14 +200,43 @@ impl Scheduler {
                     }
                 }
             })
+        });
+        let started = self.app.clock.now();
+        let outcome = match AssertUnwindSafe(self.runner.run(kind)).catch_unwind().await {
+            Ok(outcome) => outcome,
+            Err(panic) => Err(format!("the job stopped on a bug (panic: {})", panic_message(panic.as_ref()))),
         };
-        let outcome = self.runner.run(kind).await;
-        renew.abort();
+        drop(renew);
         store.release_lease(name, &self.app.holder).await?;
+        if let Err(e) = &outcome {
+            self.record_failure(kind, started, e).await;
+        }
         Ok(match outcome {
             Ok(detail) => Ran::Succeeded(detail),
             Err(e) => Ran::Failed(e),
         })
+    }
+
+    /// Puts a failed scheduled job in the job list, unless the job recorded
+    /// its own failed run already.
+    async fn record_failure(&self, kind: JobKind, started: DateTime<Utc>, error: &str) {
+        let store = &self.app.store;
+        let recorded = match store.job_runs(Some(kind.name()), 1).await {
+            Ok(runs) => runs.first().is_some_and(|r| r.started_at >= started && r.outcome == JobOutcome::Failed),
+            Err(_) => false,
+        };
+        if recorded {
+            return;
+        }
+        let now = self.app.clock.now();
+        let finish = JobFinish { at: now, outcome: JobOutcome::Failed, rows_written: 0, api_requests: 0, error: Some(error.to_owned()), detail: None };
+        let saved = match store.start_job_run(kind.name(), &self.app.holder, started).await {
+            Ok(id) => store.finish_job_run(id, &finish).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = saved {
+            tracing::error!(job = kind.name(), error = %e, "could not record the scheduled job's failure");
+        }
     }
 
     /// Ticks until `shutdown` resolves, running due jobs after a random jitter.
@@ -219,7 +256,7 @@ impl Scheduler {
                             break;
                         }
                         match self.run_one(kind, fire).await {
-                            Ok(Ran::Failed(e)) => tracing::warn!(job = kind.name(), error = %e, "scheduled job failed"),
+                            Ok(Ran::Failed(e)) => tracing::warn!(job = kind.name(), error = %tally_domain::redact(&e), "scheduled job failed"),
                             Ok(_) => {}
                             Err(e) => tracing::error!(job = kind.name(), error = %e, "scheduler error"),
                         }
@@ -235,6 +272,33 @@ impl Scheduler {
         }
         tracing::info!("scheduler stopped");
     }
+}
+
+/// Takes a job kind out of the running set when dropped.
+struct Running<'a> {
+    set: &'a Mutex<BTreeSet<JobKind>>,
+    kind: JobKind,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.set.lock() {
+            set.remove(&self.kind);
+        }
+    }
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic.downcast_ref::<&str>().map(|s| (*s).to_owned()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_else(|| "no message".into())
 }
 
 /// The months the scheduled allocation covers: the current one and the previous.

@@ -122,3 +122,57 @@ fn the_last_fire_time_is_found_without_walking_the_schedule() {
     let daily = Schedule::from_str("0 40 7 * * *").unwrap();
     assert_eq!(Scheduler::last_fire(&daily, t("2026-11-02T07:39:59Z")), Some(t("2026-11-01T07:40:00Z")));
 }
+
+/// Fails the way a job can: with an error (holding a secret) or with a panic.
+#[derive(Debug)]
+struct Failing {
+    panics: bool,
+}
+
+#[async_trait]
+impl JobRunner for Failing {
+    async fn run(&self, _kind: JobKind) -> Result<String, String> {
+        if self.panics {
+            panic!("index out of bounds in a job");
+        }
+        Err("connecting to postgres://tally:job-s3cret@db/app: connection refused".into())
+    }
+}
+
+#[tokio::test]
+async fn a_failed_scheduled_job_is_in_the_job_list_with_its_error_and_no_secret() {
+    let (store, _dir) = sqlite().await;
+    let clock = Arc::new(ManualClock::new(t("2026-11-02T10:30:00Z")));
+    let s = Scheduler::new(app(store.clone(), clock.clone(), "a"), hourly(), Arc::new(Failing { panics: false }));
+    assert!(matches!(s.run_due(clock.now()).await.unwrap()[..], [(JobKind::Allocate, Ran::Failed(_))]));
+    let runs = store.job_runs(Some("allocate"), 10).await.unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].outcome, tally_domain::JobOutcome::Failed);
+    let error = runs[0].error.clone().unwrap();
+    assert!(error.contains("connection refused") && !error.contains("job-s3cret"), "{error}");
+}
+
+#[tokio::test]
+async fn a_panicking_job_fails_releases_its_lease_and_runs_again_next_time() {
+    let (store, _dir) = sqlite().await;
+    let clock = Arc::new(ManualClock::new(t("2026-11-02T10:30:00Z")));
+    // A short lease, renewed every 2 s while a job runs: a renewal left running would show within the test.
+    let mut config = Config::default();
+    config.schedule.lease_seconds = 6;
+    let dir = std::env::temp_dir().join(format!("tally-scheduler-{}", std::process::id()));
+    let a = App::new(store.clone(), Arc::new(config), clock.clone(), dir, "a".into()).unwrap();
+    let s = Scheduler::new(a, hourly(), Arc::new(Failing { panics: true }));
+    match &s.run_due(clock.now()).await.unwrap()[..] {
+        [(JobKind::Allocate, Ran::Failed(e))] => assert!(e.contains("index out of bounds"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.job_runs(Some("allocate"), 10).await.unwrap()[0].outcome, tally_domain::JobOutcome::Failed);
+    // The lease was released: another holder takes it at once, and no renewal takes it back.
+    assert!(store.try_lease("allocate", "b", clock.now(), chrono::Duration::seconds(60)).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(!store.try_lease("allocate", "a", clock.now(), chrono::Duration::seconds(60)).await.unwrap(), "a renewal outlived the job");
+    store.release_lease("allocate", "b").await.unwrap();
+    // The job is not stuck as running: the next hour runs it again.
+    clock.set(t("2026-11-02T11:00:00Z"));
+    assert!(matches!(s.run_due(clock.now()).await.unwrap()[..], [(JobKind::Allocate, Ran::Failed(_))]));
+}

@@ -15,8 +15,9 @@ pub const PRECISION: usize = 38;
 pub const SCALE: u32 = 18;
 /// One unit of currency, in units of 10⁻¹⁸.
 pub const ONE: i128 = 1_000_000_000_000_000_000;
-/// The largest magnitude `DECIMAL(38, 18)` holds, in units, plus one.
-const LIMIT: i128 = 100_000_000_000_000_000_000_000_000_000_000_000_000;
+/// The largest magnitude of an amount read, in units: the domain's
+/// `MAX_AMOUNT` (10¹⁵), well inside what `DECIMAL(38, 18)` holds (10²⁰).
+pub(crate) const LIMIT: i128 = 1_000_000_000_000_000 * ONE;
 
 /// The lake's type for money.
 pub fn money_type() -> DataType {
@@ -55,7 +56,7 @@ pub fn parse_units(text: &str) -> Result<i128, String> {
     // All digits, and the power of ten that scales them to units.
     let digits: Vec<u8> = int_part.bytes().chain(frac_part.bytes()).map(|b| b - b'0').skip_while(|d| *d == 0).collect();
     let shift = exponent - frac_part.len() as i64 + i64::from(SCALE);
-    let out_of_range = || format!("{text:?} is out of range for an amount (at most 20 digits before the point)");
+    let out_of_range = || format!("{text:?} is out of range for an amount (at most 1,000,000,000,000,000 in magnitude)");
     let mut units: i128 = 0;
     if shift >= 0 {
         if digits.len() as i64 + shift > PRECISION as i64 {
@@ -80,7 +81,7 @@ pub fn parse_units(text: &str) -> Result<i128, String> {
             }
         }
     }
-    if units >= LIMIT {
+    if units > LIMIT {
         return Err(out_of_range());
     }
     Ok(if negative { -units } else { units })
@@ -128,7 +129,9 @@ pub fn units_of(d: Decimal) -> Result<i128, String> {
     let scale = d.scale();
     let m = d.mantissa();
     if scale <= SCALE {
-        m.checked_mul(10i128.pow(SCALE - scale)).filter(|u| u.abs() < LIMIT).ok_or_else(|| format!("{d} is out of range for an amount"))
+        m.checked_mul(10i128.pow(SCALE - scale))
+            .filter(|u| u.abs() <= LIMIT)
+            .ok_or_else(|| format!("{d} is out of range for an amount (at most 1,000,000,000,000,000 in magnitude)"))
     } else {
         let div = 10i128.pow(scale - SCALE);
         let (q, r) = (m / div, m % div);
@@ -186,7 +189,11 @@ mod tests {
             assert!(parse_units(bad).is_err(), "{bad:?}");
         }
         assert!(parse_units("123456789012345678901").unwrap_err().contains("out of range"));
-        assert!(parse_units("99999999999999999999.999999999999999999").is_ok());
+        // The domain's largest amount, 10^15, and not a hair more.
+        assert!(parse_units("1000000000000000").is_ok());
+        assert!(parse_units("-1000000000000000").is_ok());
+        assert!(parse_units("1000000000000000.000000000000000001").unwrap_err().contains("at most 1,000,000,000,000,000"));
+        assert!(parse_units("79228162514264337593543950335").is_err());
     }
 
     #[test]
@@ -213,6 +220,7 @@ mod tests {
             assert_eq!(decimal_of(units_of(d(s)).unwrap()), d(s).normalize(), "{s}");
         }
         // Beyond what rust_decimal holds at 18 places: fewer places, rounded.
-        assert_eq!(decimal_of(parse_units("12345678901234567890.1234567891234").unwrap()), d("12345678901234567890.123456789"));
+        let near_the_limit = "999999999999999.1234567891234567";
+        assert!((decimal_of(parse_units(near_the_limit).unwrap()) - d(near_the_limit)).abs() < d("0.000000000001"));
     }
 }

@@ -156,3 +156,46 @@ fn revenue_files_are_validated_and_a_tenant_may_appear_once_per_month() {
     let e = read_revenue(&write(dir.path(), "r3.csv", "month,tenant,amount,currency\n2026-10,acme,9,EUR\n"), Currency::USD).unwrap_err();
     assert_eq!(e.column.as_deref(), Some("currency"));
 }
+
+#[test]
+fn a_row_with_too_many_fields_is_named_by_its_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = cur(&[GOOD, GOOD, &format!("{GOOD},extra,fields")]);
+    let e = read_cur(&write(dir.path(), "ragged.csv", &text), &opts()).unwrap_err();
+    assert_eq!(e.row, Some(3), "{e}");
+    assert!(e.message.contains("12 fields; the header has 10"), "{e}");
+    let e = read_usage(&write(dir.path(), "ragged-usage.csv", "timestamp,tenant,metric,value\n2026-10-01T05:00:00Z,acme,requests,1,2\n")).unwrap_err();
+    assert_eq!(e.row, Some(1), "{e}");
+}
+
+#[test]
+fn dates_outside_1970_to_9999_are_refused_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["0001-01-01T00:00:00Z", "1969-12-31T23:00:00Z"] {
+        let e =
+            read_cur(&write(dir.path(), "early.csv", &cur(&[&GOOD.replace("2026-10-01T00:00:00Z,2026-10-01T00:00:00Z", &format!("{bad},{bad}"))])), &opts())
+                .unwrap_err();
+        assert_eq!(e.row, Some(1), "{bad}: {e}");
+        let focus = format!(
+            "BilledCost,EffectiveCost,BillingCurrency,ChargePeriodStart,ChargePeriodEnd,ChargeCategory,ServiceName,ProviderName\n1,1,USD,{},{},Usage,Amazon Simple Storage Service,AWS\n",
+            bad.replace('T', " ").replace('Z', ""),
+            "2026-10-01 01:00:00"
+        );
+        let e = read_focus(&write(dir.path(), "early-focus.csv", &focus), &opts()).unwrap_err();
+        assert_eq!(e.row, Some(1), "{bad}: {e}");
+        let e = read_usage(&write(dir.path(), "early-usage.csv", &format!("timestamp,tenant,metric,value\n{bad},acme,requests,1\n"))).unwrap_err();
+        assert_eq!((e.row, e.column.as_deref()), (Some(1), Some("timestamp")), "{bad}: {e}");
+    }
+    let e = read_revenue(&write(dir.path(), "r.csv", "month,tenant,amount,currency\n0001-01,acme,9,USD\n"), Currency::USD).unwrap_err();
+    assert_eq!((e.row, e.column.as_deref()), (Some(1), Some("month")));
+}
+
+#[test]
+fn amounts_beyond_the_documented_range_are_refused_by_row_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = read_cur(&write(dir.path(), "huge.csv", &cur(&[GOOD, &GOOD.replace("0.192", "79228162514264337593543950335")])), &opts()).unwrap_err();
+    assert_eq!((e.row, e.column.as_deref()), (Some(2), Some("line_item_unblended_cost")), "{e}");
+    assert!(e.message.contains("at most 1,000,000,000,000,000"), "{e}");
+    let e = read_revenue(&write(dir.path(), "r.csv", "month,tenant,amount,currency\n2026-10,acme,1000000000000000.01,USD\n"), Currency::USD).unwrap_err();
+    assert_eq!((e.row, e.column.as_deref()), (Some(1), Some("amount")), "{e}");
+}

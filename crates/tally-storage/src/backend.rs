@@ -24,8 +24,8 @@ use tally_domain::{
 use crate::migrate::{self, Migration, MigrationStatus};
 use crate::{
     AllocationFilter, AllocationResultSet, AllocationRun, Backend, BilledTotal, CashBalance, CostDim, CostQuery, CostRow, DailyBy, DailyCost, DailyQuery,
-    ImportBatch, ImportSummary, JobFinish, LakeCommit, LakeCommitted, LakeFile, LakeKind, LakePartition, LegacyPartition, NewCashBalance, NewToken, Result,
-    StorageError, Store, TokenRecord, UsageTotal,
+    ImportBatch, ImportSummary, JobFinish, LakeCommit, LakeCommitted, LakeFile, LakeKind, LakePartition, LegacyPartition, NewCashBalance, NewSession, NewToken,
+    Result, SessionKind, SessionRecord, StorageError, Store, TokenRecord, UsageTotal,
 };
 
 /// Rows per multi-row INSERT: under SQLite's and PostgreSQL's bind limits
@@ -1011,18 +1011,10 @@ macro_rules! store_impl {
                     }
                 }
                 let mut tx = self.pool.begin().await?;
-                for table in [
-                    "DELETE FROM cost_monthly WHERE month = $1",
-                    "DELETE FROM cost_tenant_monthly WHERE month = $1",
-                    "DELETE FROM cost_service_monthly WHERE month = $1",
-                    "DELETE FROM cost_service_daily WHERE month = $1",
-                    "DELETE FROM cost_tenant_daily WHERE month = $1",
-                    "DELETE FROM usage_monthly WHERE month = $1",
-                    "DELETE FROM allocation_billed WHERE month = $1",
-                    "DELETE FROM allocation_explanations WHERE month = $1",
-                ] {
-                    sqlx::query(table).bind(&month).execute(&mut *tx).await?;
-                }
+                // The month's run row first: a second writer of the same month waits
+                // here on its row lock until the first commits, then deletes what the
+                // first wrote, so concurrent allocations of a month replace each other
+                // instead of colliding on the rows' keys.
                 sqlx::query(
                     "INSERT INTO allocation_runs (month, source, billed_lines, usage_rows, rows, created_at, inputs) VALUES ($1, $2, $3, $4, $5, $6, $7)
                      ON CONFLICT (month) DO UPDATE SET source = excluded.source, billed_lines = excluded.billed_lines,
@@ -1037,6 +1029,18 @@ macro_rules! store_impl {
                 .bind(&res.inputs)
                 .execute(&mut *tx)
                 .await?;
+                for table in [
+                    "DELETE FROM cost_monthly WHERE month = $1",
+                    "DELETE FROM cost_tenant_monthly WHERE month = $1",
+                    "DELETE FROM cost_service_monthly WHERE month = $1",
+                    "DELETE FROM cost_service_daily WHERE month = $1",
+                    "DELETE FROM cost_tenant_daily WHERE month = $1",
+                    "DELETE FROM usage_monthly WHERE month = $1",
+                    "DELETE FROM allocation_billed WHERE month = $1",
+                    "DELETE FROM allocation_explanations WHERE month = $1",
+                ] {
+                    sqlx::query(table).bind(&month).execute(&mut *tx).await?;
+                }
                 $bulk::cost_monthly(&mut tx, &res.monthly).await?;
                 $bulk::monthly_rollup(&mut tx, "cost_tenant_monthly", "allocatee", res.month, &tenant_monthly).await?;
                 $bulk::monthly_rollup(&mut tx, "cost_service_monthly", "service", res.month, &service_monthly).await?;
@@ -1277,6 +1281,55 @@ macro_rules! store_impl {
                 Ok(done.rows_affected() == 1)
             }
 
+            async fn create_session(&self, n: &NewSession) -> Result<SessionRecord> {
+                sqlx::query("DELETE FROM sessions WHERE expires_at < $1").bind(n.created_at - chrono::Duration::days(1)).execute(&self.pool).await?;
+                sqlx::query("INSERT INTO sessions (session_hash, token_id, kind, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(&n.hash)
+                    .bind(n.token_id)
+                    .bind(n.kind.as_str())
+                    .bind(n.created_at)
+                    .bind(n.expires_at)
+                    .execute(&self.pool)
+                    .await?;
+                self.session_by_hash(&n.hash).await?.ok_or_else(|| StorageError::Config("the session just stored cannot be read back".into()))
+            }
+
+            async fn session_by_hash(&self, hash: &str) -> Result<Option<SessionRecord>> {
+                let row = sqlx::query(
+                    "SELECT s.id AS session_id, s.kind, s.created_at AS session_created_at, s.expires_at AS session_expires_at,
+                            s.revoked_at AS session_revoked_at, t.id, t.role, t.tenant_id, t.label, t.created_at, t.expires_at, t.revoked_at
+                     FROM sessions s JOIN api_tokens t ON t.id = s.token_id WHERE s.session_hash = $1",
+                )
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let kind: String = row.try_get("kind")?;
+                Ok(Some(SessionRecord {
+                    id: row.try_get("session_id")?,
+                    kind: match kind.as_str() {
+                        "session" => SessionKind::Session,
+                        "link" => SessionKind::Link,
+                        _ => return Err(StorageError::corrupt("sessions", "kind", kind)),
+                    },
+                    created_at: row.try_get("session_created_at")?,
+                    expires_at: row.try_get("session_expires_at")?,
+                    revoked_at: row.try_get("session_revoked_at")?,
+                    token: Self::token(&row)?,
+                }))
+            }
+
+            async fn revoke_session(&self, hash: &str, at: DateTime<Utc>) -> Result<bool> {
+                let done = sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE session_hash = $2 AND revoked_at IS NULL")
+                    .bind(at)
+                    .bind(hash)
+                    .execute(&self.pool)
+                    .await?;
+                // Other replicas drop the session they keep in memory.
+                sqlx::query("UPDATE data_version SET version = version + 1 WHERE id = 1").execute(&self.pool).await?;
+                Ok(done.rows_affected() == 1)
+            }
+
             async fn start_job_run(&self, job: &str, holder: &str, at: DateTime<Utc>) -> Result<i64> {
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO job_runs (job, started_at, outcome, holder) VALUES ($1, $2, $3, $4) RETURNING id",
@@ -1298,8 +1351,9 @@ macro_rules! store_impl {
                 .bind(f.outcome.as_str())
                 .bind(f.rows_written)
                 .bind(f.api_requests)
-                .bind(&f.error)
-                .bind(&f.detail)
+                // Job errors are read by every viewer: no secret is ever stored in one.
+                .bind(f.error.as_deref().map(tally_domain::redact))
+                .bind(f.detail.as_deref().map(tally_domain::redact))
                 .bind(id)
                 .execute(&self.pool)
                 .await?;
@@ -1367,6 +1421,21 @@ macro_rules! store_impl {
                 Ok(total)
             }
 
+            async fn reserve_api_request(&self, source: &str, month: Month, budget: i64) -> Result<Option<i64>> {
+                // Checked and counted in one statement: replicas never pass the budget together.
+                let total: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO api_request_counts (source, month, requests) SELECT $1, $2, 1 WHERE $3 >= 1
+                     ON CONFLICT (source, month) DO UPDATE SET requests = api_request_counts.requests + 1 WHERE api_request_counts.requests < $3
+                     RETURNING requests",
+                )
+                .bind(source)
+                .bind(month.to_string())
+                .bind(budget)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(total)
+            }
+
             async fn api_requests(&self, source: &str, month: Month) -> Result<i64> {
                 let n: Option<i64> = sqlx::query_scalar("SELECT requests FROM api_request_counts WHERE source = $1 AND month = $2")
                     .bind(source)
@@ -1411,6 +1480,23 @@ pub struct SqliteStore {
     pool: SqlitePool,
 }
 
+/// Creates the database file readable by its owner only (SQLite gives its
+/// `-wal` and `-shm` files the same mode); an existing file is left as it is.
+fn create_private(path: &std::path::Path) -> Result<()> {
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" || path.exists() {
+        return Ok(());
+    }
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+    match open.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StorageError::Config(format!("cannot create the database file {}: {e}", path.display()))),
+    }
+}
+
 impl SqliteStore {
     pub async fn connect(url: &str) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)?
@@ -1427,10 +1513,14 @@ impl SqliteStore {
         {
             std::fs::create_dir_all(parent).map_err(|e| StorageError::Config(format!("cannot create the data directory {}: {e}", parent.display())))?;
         }
+        create_private(options.get_filename())?;
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         Ok(Self { pool })
     }
 }
+
+/// How long a query waits for a database connection before giving up.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The shared backend for several replicas.
 #[derive(Debug, Clone)]
@@ -1440,7 +1530,10 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     pub async fn connect(url: &str) -> Result<Self> {
-        let pool = PgPoolOptions::new().max_connections(10).acquire_timeout(Duration::from_secs(15)).connect(url).await?;
+        // A request waits at most ACQUIRE_TIMEOUT for a connection: when the
+        // database is away the API answers 503 at once rather than hanging,
+        // and the pool connects again by itself when it is back.
+        let pool = PgPoolOptions::new().max_connections(10).acquire_timeout(ACQUIRE_TIMEOUT).connect(url).await?;
         Ok(Self { pool })
     }
 

@@ -138,6 +138,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Marks a token revoked; false if there was no such live token.
     async fn revoke_token(&self, id: i64, at: DateTime<Utc>) -> Result<bool>;
 
+    // --- dashboard sessions ---
+    /// Stores a new session (and forgets sessions that expired a day ago).
+    async fn create_session(&self, session: &NewSession) -> Result<SessionRecord>;
+    /// A session by the SHA-256 of its id, with its token; revoked and
+    /// expired ones too (the caller decides).
+    async fn session_by_hash(&self, hash: &str) -> Result<Option<SessionRecord>>;
+    /// Revokes a live session; false if it was revoked already or unknown.
+    /// Exactly one of several concurrent callers gets true (a one-time
+    /// link is used once).
+    async fn revoke_session(&self, hash: &str, at: DateTime<Utc>) -> Result<bool>;
+
     // --- jobs ---
     async fn start_job_run(&self, job: &str, holder: &str, at: DateTime<Utc>) -> Result<i64>;
     async fn finish_job_run(&self, id: i64, finish: &JobFinish) -> Result<()>;
@@ -152,6 +163,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn release_lease(&self, job: &str, holder: &str) -> Result<()>;
     /// Adds to and returns the month's count of paid requests to `source`.
     async fn add_api_requests(&self, source: &str, month: Month, requests: i64) -> Result<i64>;
+    /// Counts one request of `source` in `month` if fewer than `budget`
+    /// were counted: the new count, or `None` when the budget is used up.
+    /// Checked and counted at once, so several replicas never pass it together.
+    async fn reserve_api_request(&self, source: &str, month: Month, budget: i64) -> Result<Option<i64>>;
     async fn api_requests(&self, source: &str, month: Month) -> Result<i64>;
 
     // --- documents ---
@@ -171,19 +186,8 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
     }
 }
 
-/// A URL with any password replaced, for messages and logs.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
+/// A URL with any password replaced, for messages and logs (the domain's one rule).
+pub use tally_domain::redact;
 
 /// What finishing a job run records.
 #[derive(Debug, Clone, PartialEq)]
@@ -208,17 +212,5 @@ pub struct AllocationFilter {
 impl AllocationFilter {
     pub fn months(from: Month, to: Month) -> Self {
         Self { from, to, allocatee: None }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn a_password_in_a_database_url_is_redacted() {
-        assert_eq!(redact("postgres://tally:s3cret@db:5432/tally"), "postgres://tally:***@db:5432/tally");
-        assert_eq!(redact("postgres://tally@db/tally"), "postgres://tally@db/tally");
-        assert_eq!(redact("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
     }
 }

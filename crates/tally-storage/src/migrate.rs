@@ -33,6 +33,7 @@ pub(crate) const SQLITE: &[Migration] = &[
         sql: include_str!("../../../sql/sqlite/0006_drop_raw_tables.sql"),
         requires_empty: &["cost_lines", "usage_samples"],
     },
+    Migration { version: 7, name: "sessions", sql: include_str!("../../../sql/sqlite/0007_sessions.sql"), requires_empty: &[] },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -47,6 +48,7 @@ pub(crate) const POSTGRES: &[Migration] = &[
         sql: include_str!("../../../sql/postgres/0006_drop_raw_tables.sql"),
         requires_empty: &["cost_lines", "usage_samples"],
     },
+    Migration { version: 7, name: "sessions", sql: include_str!("../../../sql/postgres/0007_sessions.sql"), requires_empty: &[] },
 ];
 
 pub(crate) const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS _tally_migrations (

@@ -12,7 +12,7 @@ use tally_domain::{
 };
 use tally_storage::{
     AllocationFilter, AllocationResultSet, BilledTotal, CostDim, CostQuery, DailyBy, DailyCost, DailyQuery, JobFinish, LakeCommit, LakeKind, NewCashBalance,
-    NewLakeFile, NewToken, PartitionSwitch, PostgresStore, SqliteStore, StorageError, Store, UsageTotal,
+    NewLakeFile, NewSession, NewToken, PartitionSwitch, PostgresStore, SessionKind, SqliteStore, StorageError, Store, UsageTotal,
 };
 
 /// A store plus whatever keeps it alive and cleans it up.
@@ -96,7 +96,92 @@ contract!(
     a_lease_is_held_by_one_holder_until_it_expires,
     api_request_counts_accumulate_per_month,
     cash_balances_and_documents_are_kept,
+    sessions_belong_to_their_token_and_a_revocation_counts_once,
+    concurrent_allocations_of_one_month_replace_each_other,
+    replicas_never_pass_the_request_budget_together,
+    job_errors_are_stored_without_secrets,
 );
+
+async fn sessions_belong_to_their_token_and_a_revocation_counts_once(store: &dyn Store) {
+    let now = ts("2026-11-01T00:00:00Z");
+    let token = store
+        .create_token(&NewToken { hash: "t".repeat(64), role: "viewer".into(), tenant: None, label: None, created_at: now, expires_at: None })
+        .await
+        .unwrap();
+    let new = |hash: &str, kind, expires_at| NewSession { hash: hash.into(), token_id: token.id, kind, created_at: now, expires_at };
+    let s = store.create_session(&new("s1", SessionKind::Session, now + Duration::hours(1))).await.unwrap();
+    assert_eq!((s.kind, s.expires_at, s.revoked_at, s.token.id), (SessionKind::Session, now + Duration::hours(1), None, token.id));
+    store.create_session(&new("l1", SessionKind::Link, now + Duration::hours(24))).await.unwrap();
+    assert_eq!(store.session_by_hash("l1").await.unwrap().unwrap().kind, SessionKind::Link);
+    assert!(store.session_by_hash("nope").await.unwrap().is_none());
+    // A one-time link is used by exactly one of several concurrent uses.
+    let uses = futures::future::join_all((0..6).map(|_| store.revoke_session("l1", now))).await;
+    assert_eq!(uses.into_iter().filter(|r| *r.as_ref().unwrap()).count(), 1);
+    assert!(store.session_by_hash("l1").await.unwrap().unwrap().revoked_at.is_some());
+    // The token's revocation shows on its sessions.
+    store.revoke_token(token.id, now).await.unwrap();
+    assert!(store.session_by_hash("s1").await.unwrap().unwrap().token.revoked_at.is_some());
+    // Sessions that expired more than a day ago are forgotten when another starts.
+    store.create_session(&new("old", SessionKind::Session, now - Duration::days(2))).await.unwrap();
+    store.create_session(&new("s2", SessionKind::Session, now + Duration::hours(1))).await.unwrap();
+    assert!(store.session_by_hash("old").await.unwrap().is_none());
+}
+
+async fn concurrent_allocations_of_one_month_replace_each_other(store: &dyn Store) {
+    // Six replicas (or six admin requests) allocate the same month at once: every one succeeds,
+    // and the month holds one allocation's rows, not a mix and not a duplicate-key error.
+    let sets: Vec<AllocationResultSet> = (0..6)
+        .map(|i| {
+            let cost = format!("{}.00", 10 + i);
+            result_set(
+                "2026-10",
+                vec![alloc("2026-10", "acme", "eks_compute", "AmazonEC2", &cost)],
+                vec![daily("2026-10-01", "AmazonEC2", &cost)],
+                vec![daily("2026-10-01", "acme", &cost)],
+            )
+        })
+        .collect();
+    let done = futures::future::join_all(sets.iter().map(|s| store.replace_allocation(s))).await;
+    for r in done {
+        r.unwrap();
+    }
+    let rows = store.allocation_rows(&AllocationFilter::months(month("2026-10"), month("2026-10"))).await.unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(sets.iter().any(|s| s.monthly[0] == rows[0]));
+    let q = CostQuery { from: month("2026-10"), to: month("2026-10"), dims: vec![CostDim::Allocatee], allocatee: None, pool: None, service: None };
+    assert_eq!(costs(store.monthly_costs(&q).await.unwrap()), vec![("acme".into(), rows[0].unblended, rows[0].amortized)], "the rollup matches the rows");
+}
+
+async fn replicas_never_pass_the_request_budget_together(store: &dyn Store) {
+    let m = month("2026-10");
+    let tries = futures::future::join_all((0..20).map(|_| store.reserve_api_request("cost_explorer", m, 5))).await;
+    let granted: Vec<i64> = tries.into_iter().filter_map(|r| r.unwrap()).collect();
+    assert_eq!(granted.len(), 5, "{granted:?}");
+    assert_eq!(store.api_requests("cost_explorer", m).await.unwrap(), 5);
+    assert_eq!(store.reserve_api_request("cost_explorer", month("2026-11"), 0).await.unwrap(), None, "a budget of 0 grants nothing");
+    assert_eq!(store.api_requests("cost_explorer", month("2026-11")).await.unwrap(), 0);
+}
+
+async fn job_errors_are_stored_without_secrets(store: &dyn Store) {
+    let at = ts("2026-11-01T00:00:00Z");
+    let id = store.start_job_run("collect:usage:redis", "test", at).await.unwrap();
+    let error = "Redis URL \"redis://:s3cret-pw@cache:6379\": invalid; postgres://tally:db-s3cret@db/app?password=q-s3cret".to_owned();
+    let finish = JobFinish {
+        at,
+        outcome: JobOutcome::Failed,
+        rows_written: 0,
+        api_requests: 0,
+        error: Some(error),
+        detail: Some("token tly_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into()),
+    };
+    store.finish_job_run(id, &finish).await.unwrap();
+    let run = store.job_runs(Some("collect:usage:redis"), 1).await.unwrap().remove(0);
+    let shown = format!("{:?} {:?}", run.error, run.detail);
+    for secret in ["s3cret-pw", "db-s3cret", "q-s3cret", "0123456789abcdef0123"] {
+        assert!(!shown.contains(secret), "{secret} stored in {shown}");
+    }
+    assert!(shown.contains("redis://:***@cache:6379"), "{shown}");
+}
 
 fn ts(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -329,7 +414,7 @@ async fn rows_of_an_earlier_version_move_partition_by_partition_exactly(store: &
         assert_eq!(done.replaced_rows, p.rows, "the SQL rows it retired");
     }
     assert!(store.legacy_partitions().await.unwrap().is_empty());
-    assert_eq!(store.migrate().await.unwrap(), 1);
+    assert_eq!(store.migrate().await.unwrap(), 2, "the drop that waited for the move, then the migrations after it");
     assert!(store.migration_status().await.unwrap().is_current());
     assert!(store.legacy_partitions().await.unwrap().is_empty(), "no raw tables left to read");
 }
@@ -640,4 +725,21 @@ async fn cash_balances_and_documents_are_kept(store: &dyn Store) {
     store.put_document("prices", "{\"a\":1}", ts("2026-10-01T00:00:00Z")).await.unwrap();
     store.put_document("prices", "{\"a\":2}", ts("2026-10-02T00:00:00Z")).await.unwrap();
     assert_eq!(store.document("prices").await.unwrap(), Some(("{\"a\":2}".to_string(), ts("2026-10-02T00:00:00Z"))));
+}
+
+/// The database holds token hashes, revenue and cash: readable by its owner only.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_sqlite_file_is_created_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tally.db");
+    let store = SqliteStore::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    store.migrate().await.unwrap();
+    for file in [path.clone(), dir.path().join("tally.db-wal")] {
+        if file.exists() {
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{} is {mode:o}", file.display());
+        }
+    }
 }

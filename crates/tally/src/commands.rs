@@ -217,14 +217,20 @@ async fn dispatch(app: App, command: Command) -> Result<ExitCode> {
             if months.is_empty() {
                 bail!("there is no billing data to allocate; import a CUR or FOCUS export first");
             }
+            // Each month on its own: one that fails is reported, the others are allocated.
+            let (done, failed) = tally_jobs::allocate::allocate_each(&app, &months).await;
             let mut rows = Vec::new();
-            for m in months {
-                let o = tally_jobs::allocate::allocate_month(&app, m).await?;
-                let rec = app.store.billed_totals(m).await?;
+            for o in &done {
+                let rec = app.store.billed_totals(o.month).await?;
                 let billed: tally_domain::Decimal = rec.iter().map(|b| b.unblended).sum();
-                rows.push(vec![m.to_string(), o.billed_lines.to_string(), o.usage_rows.to_string(), o.rows.to_string(), format!("{:.2}", billed)]);
+                rows.push(vec![o.month.to_string(), o.billed_lines.to_string(), o.usage_rows.to_string(), o.rows.to_string(), format!("{:.2}", billed)]);
             }
-            print!("{}", table(&["month", "billing lines", "usage rows", "result rows", "billed"], &rows, &[1, 2, 3, 4]));
+            if !rows.is_empty() {
+                print!("{}", table(&["month", "billing lines", "usage rows", "result rows", "billed"], &rows, &[1, 2, 3, 4]));
+            }
+            if !failed.is_empty() {
+                return Err(tally_jobs::allocate::failed_months(&failed, months.len()).into());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Export(ExportCommand::Monthly { month: m, out, format }) => {
@@ -541,7 +547,7 @@ async fn serve_until_shutdown(app: &App, listener: tokio::net::TcpListener) -> R
     let listen = listener.local_addr()?;
     let state = tally_api::ApiState::new(app.store.clone(), app.lake.clone(), app.config.clone(), app.clock.clone(), Arc::new(app.clone()));
     tracing::info!(%listen, "serving the API and dashboard");
-    tally_api::serve(listener, tally_api::router(state), shutdown_signal()).await.context("serving")?;
+    tally_api::serve(listener, &app.config.server, tally_api::router(state), shutdown_signal()).await.context("serving")?;
     Ok(())
 }
 
@@ -594,7 +600,12 @@ async fn demo(app: App, listen: std::net::SocketAddr, tenants: usize, months: us
     }
     let listener = bind(listen).await?;
     let base = public_base(&app, listen);
-    println!("\n  Open {base}/login?token={}\n  API token (admin, 30 days): {}\n  Press Ctrl-C to stop.\n", issued.token, issued.token);
+    // The link signs in once and holds no token: the token stays out of the browser's history.
+    let code = tally_api::auth::issue_link(app.store.as_ref(), &issued.record, 24, now).await.map_err(|e| anyhow!(e))?;
+    println!(
+        "\n  Open {base}/login?code={code}\n  (a one-time sign-in link, valid for 24 hours; afterwards sign in at {base}/login with the token)\n  API token (admin, 30 days): {}\n  Press Ctrl-C to stop.\n",
+        issued.token
+    );
     std::io::stdout().flush().ok();
     serve_until_shutdown(&app, listener).await?;
     Ok(ExitCode::SUCCESS)

@@ -34,8 +34,10 @@ fn main() -> ExitCode {
     match runtime.block_on(commands::run(args)) {
         Ok(code) => code,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("error: {e:#}");
+            // An error may quote an address with its password: never shown, never logged.
+            let said = tally_domain::redact(&format!("{e:#}"));
+            tracing::error!("{said}");
+            eprintln!("error: {said}");
             ExitCode::FAILURE
         }
     }

@@ -104,25 +104,40 @@ impl<'a> Batch<'a> {
             d if d.is_integer() => {
                 let n = s.cast(&DataType::Int64).map_err(|e| ReadError::polars(self.path, e))?;
                 let n = n.i64().map_err(|e| ReadError::polars(self.path, e))?;
-                n.iter().map(|v| v.map(|v| i128::from(v) * ONE)).collect()
+                n.iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        v.map(|v| {
+                            Some(i128::from(v) * ONE)
+                                .filter(|u| u.abs() <= decimal::LIMIT)
+                                .ok_or_else(|| bad(i, format!("{v} is out of range for an amount (at most 1,000,000,000,000,000 in magnitude)")))
+                        })
+                        .transpose()
+                    })
+                    .collect::<Result<_, _>>()?
             }
             DataType::Decimal(_, scale) => {
                 let scale = *scale as u32;
                 let d = s.decimal().map_err(|e| ReadError::polars(self.path, e))?;
                 d.physical()
                     .iter()
-                    .map(|v| {
+                    .enumerate()
+                    .map(|(i, v)| {
                         v.map(|v| {
-                            if scale <= decimal::SCALE {
-                                v * 10i128.pow(decimal::SCALE - scale)
+                            let units = if scale <= decimal::SCALE {
+                                v.checked_mul(10i128.pow(decimal::SCALE - scale))
                             } else {
                                 let div = 10i128.pow(scale - decimal::SCALE);
                                 let (q, r) = (v / div, v % div);
-                                if r.abs() * 2 >= div { q + v.signum() } else { q }
-                            }
+                                Some(if r.abs() * 2 >= div { q + v.signum() } else { q })
+                            };
+                            units
+                                .filter(|u| u.abs() <= decimal::LIMIT)
+                                .ok_or_else(|| bad(i, "out of range for an amount (at most 1,000,000,000,000,000 in magnitude)".into()))
                         })
+                        .transpose()
                     })
-                    .collect()
+                    .collect::<Result<_, _>>()?
             }
             DataType::String => {
                 let t = s.str().map_err(|e| ReadError::polars(self.path, e))?;

@@ -153,15 +153,45 @@ pub(crate) fn scan(path: &Path) -> Result<(LazyFrame, Option<tempfile::TempPath>
             args.hive_options.enabled = Some(false);
             LazyFrame::scan_parquet(pl_path, args).map_err(|e| ReadError::polars(path, e))?
         }
-        Format::Csv { separator } => LazyCsvReader::new(pl_path)
-            .with_has_header(true)
-            .with_separator(separator)
-            .with_infer_schema_length(Some(0))
-            .with_missing_is_null(true)
-            .finish()
-            .map_err(|e| ReadError::polars(path, e))?,
+        Format::Csv { separator } => {
+            // Polars drops the fields of a row beyond the header's without a
+            // word: such a row means a broken file, named here by its number.
+            if let Some(ragged) = overlong_row(&source, path, separator) {
+                return Err(ragged);
+            }
+            LazyCsvReader::new(pl_path)
+                .with_has_header(true)
+                .with_separator(separator)
+                .with_infer_schema_length(Some(0))
+                .with_missing_is_null(true)
+                .finish()
+                .map_err(|e| ReadError::polars(path, e))?
+        }
     };
     Ok((lf, guard))
+}
+
+/// The first data row of the delimited text file `source` with more fields
+/// than its header, as an error naming it in `file`. (A shorter row reads
+/// as missing values, which the readers check like any other.)
+fn overlong_row(source: &Path, file: &Path, separator: u8) -> Option<ReadError> {
+    let input = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(source).ok()?);
+    let mut reader = csv::ReaderBuilder::new().delimiter(separator).has_headers(true).flexible(true).from_reader(input);
+    let expected = reader.byte_headers().ok()?.len();
+    let mut record = csv::ByteRecord::new();
+    let mut row = 0;
+    while reader.read_byte_record(&mut record).ok()? {
+        row += 1;
+        if record.len() > expected {
+            return Some(ReadError {
+                file: file.to_path_buf(),
+                row: Some(row),
+                column: None,
+                message: format!("has {} fields; the header has {expected}", record.len()),
+            });
+        }
+    }
+    None
 }
 
 /// The separator of a delimited text file, from its header line: CUR CSV
