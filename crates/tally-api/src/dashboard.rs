@@ -25,6 +25,8 @@ pub(crate) fn routes() -> Router<ApiState> {
         .route("/login", get(login_page).post(login))
         .route("/logout", get(logout_page).post(logout))
         .route("/static/tally.css", get(stylesheet))
+        // Browsers ask for it on pages without an icon (a JSON error shown on its own): no icon, and no 404.
+        .route("/favicon.ico", get(|| async { (StatusCode::NO_CONTENT, [(header::CACHE_CONTROL, "public, max-age=86400")]) }))
         .route("/tenants", get(tenants_page))
         .route("/tenants/{tenant}", get(tenant_page))
         .route("/finance", get(finance))

@@ -622,7 +622,7 @@ async fn every_response_carries_the_security_headers() {
         assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'") && !csp.contains("script-src"), "{uri}: {csp}");
         assert_eq!(h["x-content-type-options"], "nosniff", "{uri}");
         assert_eq!(h["x-frame-options"], "DENY", "{uri}");
-        assert_eq!(h["referrer-policy"], "no-referrer", "{uri}");
+        assert_eq!(h["referrer-policy"], "same-origin", "{uri}");
     }
     // No inline script or style on a page: the policy would block it.
     let page = String::from_utf8(app.browser(Method::GET, "/", &cookie, &[], "").await.body).unwrap();

@@ -189,10 +189,22 @@ impl Browser {
         if let Some(e) = r["errorText"].as_str() {
             bail!("navigating to {url}: {e}");
         }
+        self.wait_for_load(url)
+    }
+
+    /// Runs `expression`, which navigates as a person would (submitting a
+    /// form, following a link), and waits for the next page's load event.
+    pub fn navigate_by(&mut self, expression: &str) -> Result<()> {
+        self.loaded = false;
+        self.eval(expression)?;
+        self.wait_for_load(expression)
+    }
+
+    fn wait_for_load(&mut self, what: &str) -> Result<()> {
         let start = Instant::now();
         while !self.loaded {
             if start.elapsed() > Duration::from_secs(60) {
-                bail!("{url} did not finish loading within 60 s");
+                bail!("{what} did not finish loading within 60 s");
             }
             let msg = self.read()?;
             self.note(&msg);

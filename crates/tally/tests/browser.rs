@@ -121,10 +121,11 @@ fn every_dashboard_page_loads_cleanly_shows_its_charts_and_fits_a_phone() {
     eprintln!("screenshots: {}", out.display());
 
     let mut b = Browser::launch().expect("headless Chromium");
-    // The sign-in link sets the cookie and lands on a clean overview.
+    // The one-time sign-in link starts a session and lands on a clean overview.
     b.open(&link).unwrap();
     assert_eq!(b.eval("location.pathname").unwrap(), "/", "the sign-in link redirects to /");
-    assert_eq!(b.eval("location.search").unwrap(), "", "the token does not stay in the address bar");
+    assert_eq!(b.eval("location.search").unwrap(), "", "the link's code does not stay in the address bar");
+    assert_eq!(b.eval("document.cookie").unwrap(), "", "the session cookie is out of the page's reach (HttpOnly)");
     assert!(b.take_problems().is_empty());
 
     let pages = [
@@ -158,8 +159,11 @@ fn every_dashboard_page_loads_cleanly_shows_its_charts_and_fits_a_phone() {
     assert!(token.status.success());
     let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
     let mut t = Browser::launch().unwrap();
-    t.open(&format!("{base}/login?token={token}")).unwrap();
+    // Signing in as a person does: the form, posted; the token never enters an address.
+    t.open(&format!("{base}/login")).unwrap();
+    t.navigate_by(&format!("document.getElementById('token').value = '{token}'; document.querySelector('main form').submit()")).unwrap();
     assert_eq!(t.eval("location.pathname").unwrap(), "/tenants/globex", "a tenant lands on its own page");
+    assert_eq!(t.eval("location.search").unwrap(), "");
     assert!(t.take_problems().is_empty());
     check_page(&mut t, &base, &Expect { path: "/tenants/globex", name: "tenant-view-globex", charts: 1, text: &["Globex"] }, true, &out);
     t.open(&format!("{base}/tenants")).unwrap();
@@ -170,4 +174,12 @@ fn every_dashboard_page_loads_cleanly_shows_its_charts_and_fits_a_phone() {
     assert!(problems.iter().any(|p| p.kind == "HTTP 404"), "another tenant's page is a 404: {problems:?}");
     let nav: Value = t.eval("Array.from(document.querySelectorAll('header a')).map(a => a.textContent).join(',')").unwrap_or_default();
     assert!(!nav.as_str().unwrap_or_default().contains("Finance"), "{nav}");
+    // Signing out ends the session: the pages ask for a sign-in again.
+    t.open(&format!("{base}/tenants/globex")).unwrap();
+    t.navigate_by("document.querySelector('form.signout').submit()").unwrap();
+    assert_eq!(t.eval("location.pathname").unwrap(), "/login");
+    t.open(&format!("{base}/tenants/globex")).unwrap();
+    assert_eq!(t.eval("location.pathname").unwrap(), "/login", "a signed-out browser is sent to sign in");
+    let problems = t.take_problems();
+    assert!(problems.is_empty(), "{problems:?}");
 }
