@@ -6,6 +6,8 @@
 #   - Python tools in ~/.cache/tally/venv: moto (Cost Explorer emulator),
 #     LocalStack (CloudWatch emulator), focus-validator and duckdb
 #   - Debian's chromium, for the dashboard's browser tests
+#   - Schemathesis (scripts/schemathesis.sh installs it), run against `tally demo`
+#     after the Rust tests when the script is run without arguments
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,6 +65,11 @@ fi
 log "running the tests"
 status=0
 cargo test --workspace --no-fail-fast "$@" || status=$?
+# The API fuzzed from its own OpenAPI document, against the `tally` the tests just built.
+if [ "$#" = 0 ]; then
+  log "fuzzing the API with Schemathesis"
+  ./scripts/schemathesis.sh "${CARGO_TARGET_DIR:-target}/debug/tally" || status=1
+fi
 shots="${CARGO_TARGET_DIR:-target}/tmp/screenshots"
 if [ -d "$shots" ]; then
   log "dashboard screenshots from the browser test: $(cd "$shots" && pwd) ($(ls "$shots" | wc -l) files)"

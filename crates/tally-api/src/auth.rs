@@ -194,7 +194,7 @@ async fn live_token(state: &ApiState, token: &str) -> Result<TokenRecord, ApiErr
 }
 
 fn token_live(rec: &TokenRecord, now: DateTime<Utc>) -> bool {
-    rec.revoked_at.is_none() && !rec.expires_at.is_some_and(|e| e <= now)
+    rec.revoked_at.is_none() && rec.expires_at.is_none_or(|e| e > now)
 }
 
 fn principal(rec: &TokenRecord) -> Result<Principal, ApiError> {

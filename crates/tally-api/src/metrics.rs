@@ -78,6 +78,10 @@ impl Metrics {
     }
 }
 
+pub fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,8 +99,4 @@ mod tests {
         assert!(out.contains("tally_http_requests_total{route=\"unmatched\",method=\"other\",status=\"405\"} 100"), "{out}");
         assert!(out.len() < 4_000, "the metrics grew with the methods: {} bytes", out.len());
     }
-}
-
-pub fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
