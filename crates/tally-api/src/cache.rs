@@ -76,6 +76,10 @@ impl Cache {
         let due = self.version.load(Ordering::Relaxed) == i64::MIN || now.saturating_sub(last) >= CHECK_EVERY.as_millis() as u64;
         // One request checks; the others use what is kept meanwhile.
         if !due || self.checked_ms.compare_exchange(last, now.max(1), Ordering::AcqRel, Ordering::Relaxed).is_err() {
+            // After an outage, while one request probes, the others are told at once.
+            if self.away_until_ms.load(Ordering::Relaxed) != 0 {
+                return Err(StorageError::Unavailable("the database was unreachable a moment ago".into()));
+            }
             return Ok(());
         }
         match store.data_version().await {

@@ -135,10 +135,22 @@ async fn stylesheet() -> Response {
 /// The sign-in form; `?code=` signs in with a one-time link.
 async fn login_page(State(state): State<ApiState>, headers: axum::http::HeaderMap, q: Params) -> Response {
     if let Some(code) = q.get("code") {
-        return match sign_in_with_link(&state, code).await {
-            Ok(started) => signed_in_response(&state, &headers, &started),
-            Err(e) => sign_in_failed(e, "This sign-in link has been used, has expired or is unknown. Sign in with your token instead."),
-        };
+        // Opening the link uses nothing up (a link preview or scanner may open it first):
+        // the person's own click posts it.
+        let body = page(
+            "Sign in",
+            None,
+            "",
+            html! {
+                h1 { "Sign in to Tally" }
+                form method="post" action="/login" {
+                    input type="hidden" name="code" value=(code);
+                    button type="submit" { "Continue to Tally" }
+                }
+                p.note { "This link signs in once." }
+            },
+        );
+        return html_response(body);
     }
     if q.get("token").is_some() {
         // A token in an address lands in history and proxy logs: refused, never used.
@@ -157,19 +169,23 @@ async fn login_page(State(state): State<ApiState>, headers: axum::http::HeaderMa
     html_response(page("Sign in", None, "", html! { h1 { "Sign in to Tally" } (login_form()) }))
 }
 
-/// The form's POST: the token (form-encoded) for a session.
+/// The forms' POST: a token, or a one-time link's code (form-encoded), for a session.
 async fn login(State(state): State<ApiState>, headers: axum::http::HeaderMap, body: axum::body::Bytes) -> Response {
     #[derive(serde::Deserialize)]
     struct Form {
-        token: String,
+        token: Option<String>,
+        code: Option<String>,
     }
-    let token = match serde_urlencoded::from_bytes::<Form>(&body) {
-        Ok(f) => f.token,
-        Err(_) => return sign_in_failed(ApiError::BadBody("the form lacks its token field".into()), "Paste an access token."),
-    };
-    match sign_in(&state, token.trim()).await {
-        Ok(started) => signed_in_response(&state, &headers, &started),
-        Err(e) => sign_in_failed(e, "That token is unknown, revoked or expired."),
+    match serde_urlencoded::from_bytes::<Form>(&body) {
+        Ok(Form { token: Some(token), .. }) => match sign_in(&state, token.trim()).await {
+            Ok(started) => signed_in_response(&state, &headers, &started),
+            Err(e) => sign_in_failed(e, "That token is unknown, revoked or expired."),
+        },
+        Ok(Form { code: Some(code), .. }) => match sign_in_with_link(&state, code.trim()).await {
+            Ok(started) => signed_in_response(&state, &headers, &started),
+            Err(e) => sign_in_failed(e, "This sign-in link has been used, has expired or is unknown. Sign in with your token instead."),
+        },
+        _ => sign_in_failed(ApiError::BadBody("the form lacks its token field".into()), "Paste an access token."),
     }
 }
 

@@ -113,7 +113,10 @@ impl ApiError {
 impl From<tally_storage::StorageError> for ApiError {
     fn from(e: tally_storage::StorageError) -> Self {
         if e.is_unavailable() {
-            tracing::warn!(error = %e, "the database is unreachable");
+            // Logged when a request finds it away, not again for each request told so meanwhile.
+            if !matches!(e, tally_storage::StorageError::Unavailable(_)) {
+                tracing::warn!(error = %e, "the database is unreachable");
+            }
             return Self::NotReady(DATABASE_AWAY.into());
         }
         Self::Internal(e.to_string())

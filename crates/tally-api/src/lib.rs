@@ -387,7 +387,8 @@ async fn openapi_route(_who: Principal) -> Response {
 /// at most `server.max_connections` connections are open (further clients
 /// wait in the listen queue) and at most `server.max_connections_per_ip`
 /// per client address (more are closed at once; not applied behind a
-/// trusted proxy, whose address every connection has).
+/// trusted proxy, whose address every connection has). A client that stops
+/// reading an answer is cut off once a write has waited the request timeout.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     server: &tally_domain::ServerConfig,
@@ -435,7 +436,7 @@ pub async fn serve(
             let mut router = router.clone();
             tower::Service::call(&mut router, req.map(axum::body::Body::new))
         });
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        let conn = builder.serve_connection(TokioIo::new(StallLimited::new(stream, grace)), service);
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             let (_permit, _slot) = (permit, slot);
@@ -453,9 +454,82 @@ pub async fn serve(
     let _ = stop_tx.send(());
     let all = u32::try_from(max).unwrap_or(u32::MAX);
     if tokio::time::timeout(grace, open.acquire_many(all)).await.is_err() {
-        tracing::warn!(open = max - open.available_permits(), "connections still open after {} s; closing them", grace.as_secs());
+        tracing::warn!(open = max - open.available_permits(), "connections still open after {} s; exiting without them", grace.as_secs());
     }
     Ok(())
+}
+
+/// A connection whose writes must make progress: a client that stops
+/// reading (to hold a connection with an answer it never takes) is cut off
+/// once a write has waited `limit`.
+struct StallLimited {
+    io: tokio::net::TcpStream,
+    limit: std::time::Duration,
+    stalled: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl StallLimited {
+    fn new(io: tokio::net::TcpStream, limit: std::time::Duration) -> Self {
+        Self { io, limit, stalled: None }
+    }
+
+    /// `poll` of a write: a pending one arms the stall clock, progress disarms it.
+    fn guard<T>(&mut self, cx: &mut std::task::Context<'_>, poll: std::task::Poll<std::io::Result<T>>) -> std::task::Poll<std::io::Result<T>> {
+        use std::task::Poll;
+        match poll {
+            Poll::Pending => {
+                let limit = self.limit;
+                let stalled = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                match stalled.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the client stopped reading"))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            ready => {
+                self.stalled = None;
+                ready
+            }
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for StallLimited {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for StallLimited {
+    fn poll_write(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &[u8]) -> std::task::Poll<std::io::Result<usize>> {
+        let poll = std::pin::Pin::new(&mut self.io).poll_write(cx, buf);
+        self.guard(cx, poll)
+    }
+
+    fn poll_flush(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        let poll = std::pin::Pin::new(&mut self.io).poll_flush(cx);
+        self.guard(cx, poll)
+    }
+
+    fn poll_shutdown(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let poll = std::pin::Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.guard(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
 }
 
 /// One open connection of a client address, counted while it lives.

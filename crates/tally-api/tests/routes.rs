@@ -554,14 +554,26 @@ async fn a_one_time_sign_in_link_works_once() {
     let app = spawn_app(1_000_000).await;
     let admin = app.store.tokens().await.unwrap().into_iter().find(|t| t.role == "admin" && t.revoked_at.is_none() && t.expires_at.is_none()).unwrap();
     let code = tally_api::auth::issue_link(app.store.as_ref(), &admin, 24, "2026-11-15T12:00:00Z".parse().unwrap()).await.unwrap();
-    let first = app.browser(Method::GET, &format!("/login?code={code}"), "", &[], "").await;
+    // Opening the link (as a link preview would, twice) uses nothing up: it shows a form to continue.
+    for _ in 0..2 {
+        let opened = app.browser(Method::GET, &format!("/login?code={code}"), "", &[], "").await;
+        assert_eq!(opened.status, StatusCode::OK);
+        assert!(!opened.headers.contains_key("set-cookie"));
+        assert!(String::from_utf8_lossy(&opened.body).contains(r#"name="code""#));
+    }
+    let form = [("origin", "http://tally.test"), ("content-type", "application/x-www-form-urlencoded")];
+    let first = app.browser(Method::POST, "/login", "", &form, &format!("code={code}")).await;
     assert_eq!(first.status, StatusCode::SEE_OTHER);
     let cookie = first.headers["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
     assert!(!cookie.contains(&code), "the link's code is not the session");
     assert_eq!(app.browser(Method::GET, "/finance", &cookie, &[], "").await.status, StatusCode::OK);
-    let again = app.browser(Method::GET, &format!("/login?code={code}"), "", &[], "").await;
+    let again = app.browser(Method::POST, "/login", "", &form, &format!("code={code}")).await;
     assert_eq!(again.status, StatusCode::UNAUTHORIZED, "a link signs in once");
     assert!(!again.headers.contains_key("set-cookie"));
+    // Another site cannot post a code to sign a victim in (login CSRF).
+    let code = tally_api::auth::issue_link(app.store.as_ref(), &admin, 24, "2026-11-15T12:00:00Z".parse().unwrap()).await.unwrap();
+    let cross = [("origin", "https://evil.example"), ("content-type", "application/x-www-form-urlencoded")];
+    assert_eq!(app.browser(Method::POST, "/login", "", &cross, &format!("code={code}")).await.status, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]

@@ -15,32 +15,30 @@ pub fn redact(text: &str) -> String {
     out
 }
 
-/// Ends an address's authority (`user:pass@host:port`).
-fn ends_authority(c: char) -> bool {
-    c == '/' || c == '?' || c == '#' || c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '>' | ')' | ',' | ';')
+/// Ends a word of text: an address or a `key=value` runs to the next of these.
+fn ends_word(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<' | '>')
 }
 
+/// In every `scheme://user:password@host` address, everything between the
+/// user's colon and the last `@` of the address (a password may hold `/`,
+/// `;`, `)` or `@` unescaped; masking a little more than the password, in
+/// an odd address, is the safe side).
 fn redact_url_passwords(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find("://") {
         let (head, tail) = rest.split_at(i + 3);
         out.push_str(head);
-        let end = tail.find(ends_authority).unwrap_or(tail.len());
-        let authority = &tail[..end];
-        match authority.rfind('@') {
-            Some(at) => {
-                let creds = &authority[..at];
-                match creds.split_once(':') {
-                    Some((user, _)) => {
-                        out.push_str(user);
-                        out.push_str(":***");
-                    }
-                    None => out.push_str(creds),
-                }
-                out.push_str(&authority[at..]);
+        let end = tail.find(ends_word).unwrap_or(tail.len());
+        let address = &tail[..end];
+        match (address.find(':'), address.rfind('@')) {
+            (Some(colon), Some(at)) if colon < at => {
+                out.push_str(&address[..colon]);
+                out.push_str(":***");
+                out.push_str(&address[at..]);
             }
-            None => out.push_str(authority),
+            _ => out.push_str(address),
         }
         rest = &tail[end..];
     }
@@ -48,30 +46,32 @@ fn redact_url_passwords(text: &str) -> String {
     out
 }
 
-/// `password=...` (and `pass=`, `pwd=`, `secret=`, `token=`) parameters.
+/// `password=...` parameters and variables (`PGPASSWORD=`, `sslpassword=`,
+/// `pass=`, `pwd=`, `secret=`, `token=`), quoted values included.
 fn redact_parameters(text: &str) -> String {
     const KEYS: [&str; 5] = ["password=", "pass=", "pwd=", "secret=", "token="];
     let lower = text.to_ascii_lowercase();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
     while i < text.len() {
-        let hit = KEYS.iter().find(|k| lower[i..].starts_with(*k) && (i == 0 || !lower.as_bytes()[i - 1].is_ascii_alphanumeric()));
-        match hit {
-            Some(k) => {
-                out.push_str(&text[i..i + k.len()]);
-                let start = i + k.len();
-                let end = text[start..].find(|c: char| c == '&' || ends_authority(c)).map_or(text.len(), |e| start + e);
-                if end > start {
-                    out.push_str("***");
-                }
-                i = end;
-            }
-            None => {
-                let c = text[i..].chars().next().expect("within the text");
-                out.push(c);
-                i += c.len_utf8();
-            }
+        let Some(k) = KEYS.iter().find(|k| lower[i..].starts_with(*k)) else {
+            let c = text[i..].chars().next().expect("within the text");
+            out.push(c);
+            i += c.len_utf8();
+            continue;
+        };
+        out.push_str(&text[i..i + k.len()]);
+        let start = i + k.len();
+        let value = &text[start..];
+        let end = match value.chars().next() {
+            // A quoted value runs to its closing quote.
+            Some(q @ ('\'' | '"')) => value[1..].find(q).map_or(text.len(), |e| start + e + 2),
+            _ => value.find(|c: char| c == '&' || c == ';' || ends_word(c)).map_or(text.len(), |e| start + e),
+        };
+        if end > start {
+            out.push_str("***");
         }
+        i = end;
     }
     out
 }
@@ -112,6 +112,21 @@ mod tests {
             "Redis URL \"redis://:***@cache:6379/0\": invalid, then rediss://u:***@h"
         );
         assert_eq!(redact("connecting to postgres://a:b@c/d?sslmode=require&password=x1"), "connecting to postgres://a:***@c/d?sslmode=require&password=***");
+        // Passwords with characters an address may hold unescaped.
+        for (text, secret) in [
+            ("postgres://tally:pa;ss@db/app", "pa;ss"),
+            ("redis://:pa)ss@h", "pa)ss"),
+            ("postgres://u:pa/ss@h/db", "pa/ss"),
+            ("postgres://u:p@ss@h/db", "p@ss"),
+            ("host=db password='s3cret word' user=x", "s3cret"),
+            ("host=db password=\"quoted s3cret\"", "s3cret"),
+            ("PGPASSWORD=hunter2 psql", "hunter2"),
+            ("sslpassword=hunter3;", "hunter3"),
+        ] {
+            let r = redact(text);
+            assert!(!r.contains(secret), "{text:?} -> {r:?}");
+        }
+        assert_eq!(redact("host=db password='s3cret word' user=x"), "host=db password=*** user=x");
     }
 
     #[test]

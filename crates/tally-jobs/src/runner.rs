@@ -65,13 +65,16 @@ impl ProductRunner {
                         Err(e) => failed.push((m, e)),
                     }
                 }
-                if !done.is_empty() {
-                    // The projection reads the same billing lines: keep it current.
-                    crate::savings::refresh(app).await?;
-                }
+                // The projection reads the same billing lines: keep it current (after the
+                // failed months, if any, are reported: its own error must not hide theirs).
+                let refreshed = if done.is_empty() { Ok(0) } else { crate::savings::refresh(app).await };
                 if !failed.is_empty() {
+                    if let Err(e) = refreshed {
+                        tracing::warn!(error = %e, "the savings projection was not refreshed");
+                    }
                     return Err(allocate::failed_months(&failed, months.len()));
                 }
+                refreshed?;
                 if done.is_empty() {
                     return Ok(if unchanged.is_empty() {
                         "no billing data for this or last month".into()

@@ -207,10 +207,11 @@ impl Scheduler {
             Err(panic) => Err(format!("the job stopped on a bug (panic: {})", panic_message(panic.as_ref()))),
         };
         drop(renew);
-        store.release_lease(name, &self.app.holder).await?;
+        // The job's own failure is recorded first: releasing the lease may fail too (the database away).
         if let Err(e) = &outcome {
             self.record_failure(kind, started, e).await;
         }
+        store.release_lease(name, &self.app.holder).await?;
         Ok(match outcome {
             Ok(detail) => Ran::Succeeded(detail),
             Err(e) => Ran::Failed(e),

@@ -171,7 +171,7 @@ async fn a_run_that_would_exceed_the_request_budget_stops_before_sending_and_wri
     f.seed(seeded("13.824")).await;
     let err = collect_costs(&f.app, &f.api, Some((day("2026-10-01"), day("2026-10-04"))), &fast()).await.unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("stopped before sending") && msg.contains("2 of the 2 requests"), "{msg}");
+    assert!(msg.contains("stopped before sending") && msg.contains("all 2 requests budgeted for 2026-10"), "{msg}");
     assert_eq!(f.total().await.0, 0, "nothing partial was written");
     assert_eq!(f.app.store.api_requests("cost_explorer", Month::parse("2026-10").unwrap()).await.unwrap(), 2);
     let run = &f.app.store.job_runs(Some("collect:costs"), 1).await.unwrap()[0];

@@ -11,10 +11,35 @@ use crate::cli::LogFormat;
 
 pub fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_env("TALLY_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,aws_config=warn,aws_smithy_runtime=warn,polars=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| RedactedLine(Vec::new()));
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).with_target(false).compact().init(),
+    }
+}
+
+/// One log line, written to standard error once it is complete, with every
+/// secret it holds replaced (`tally_domain::redact`): whatever a library or
+/// a call site puts in an event, no password or token reaches the log.
+struct RedactedLine(Vec<u8>);
+
+impl std::io::Write for RedactedLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for RedactedLine {
+    fn drop(&mut self) {
+        if !self.0.is_empty() {
+            let line = tally_domain::redact(&String::from_utf8_lossy(&self.0));
+            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
+        }
     }
 }
 

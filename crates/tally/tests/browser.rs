@@ -121,8 +121,9 @@ fn every_dashboard_page_loads_cleanly_shows_its_charts_and_fits_a_phone() {
     eprintln!("screenshots: {}", out.display());
 
     let mut b = Browser::launch().expect("headless Chromium");
-    // The one-time sign-in link starts a session and lands on a clean overview.
+    // The one-time sign-in link asks for a click, then starts a session and lands on a clean overview.
     b.open(&link).unwrap();
+    b.navigate_by("document.querySelector('main form').submit()").unwrap();
     assert_eq!(b.eval("location.pathname").unwrap(), "/", "the sign-in link redirects to /");
     assert_eq!(b.eval("location.search").unwrap(), "", "the link's code does not stay in the address bar");
     assert_eq!(b.eval("document.cookie").unwrap(), "", "the session cookie is out of the page's reach (HttpOnly)");

@@ -312,3 +312,36 @@ fn secrets_appear_in_no_stored_error_and_no_log_line() {
     }
     assert!(log.contains("***"), "the errors were logged, redacted");
 }
+
+#[test]
+fn a_client_that_stops_reading_an_answer_is_cut_off() {
+    let data = tempfile::tempdir().unwrap();
+    let mut c = tally(data.path());
+    ok(c.arg("migrate").output().unwrap());
+    let server = serve(data.path(), &[("TALLY_SERVER__REQUEST_TIMEOUT_SECONDS", "2".to_owned())]);
+    // The bundled font, about 740 KB, over a connection whose client reads nothing and keeps a
+    // small window; the answer is asked for eight times over (pipelined) to outgrow the kernel's buffers.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&SocketAddr::from(([127, 0, 0, 1], server.port)).into()).unwrap();
+    let mut s: TcpStream = socket.into();
+    for _ in 0..8 {
+        s.write_all(b"GET /static/DejaVuSans.ttf HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(6));
+    // Now read what there is: the server gave up on the connection, so it ends well short of eight fonts.
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                panic!("the connection is still open after {got} bytes")
+            }
+            Err(_) => break,
+        }
+    }
+    assert!(got < 8 * 700_000, "{got} bytes: the whole pipelined answer came through");
+}
