@@ -244,16 +244,22 @@ pub struct StartedSession {
     pub max_age_seconds: i64,
 }
 
-/// Starts a session (or a one-time sign-in link) for a live token, lasting
-/// `hours` at most and never beyond the token's own expiry.
-async fn start(state: &ApiState, token: &TokenRecord, kind: SessionKind, hours: i64) -> Result<StartedSession, ApiError> {
-    let now = state.clock.now();
+/// Stores a new session (or one-time sign-in link) of `token`, lasting
+/// `hours` at most and never beyond the token's own expiry: its secret and expiry.
+async fn store_session(store: &dyn Store, token: &TokenRecord, kind: SessionKind, hours: i64, now: DateTime<Utc>) -> Result<(String, DateTime<Utc>), ApiError> {
     let mut expires_at = now + chrono::Duration::hours(hours);
     if let Some(e) = token.expires_at {
         expires_at = expires_at.min(e);
     }
     let secret = random_secret(if kind == SessionKind::Link { LINK_PREFIX } else { SESSION_PREFIX });
-    state.store.create_session(&NewSession { hash: hash(&secret), token_id: token.id, kind, created_at: now, expires_at }).await?;
+    store.create_session(&NewSession { hash: hash(&secret), token_id: token.id, kind, created_at: now, expires_at }).await?;
+    Ok((secret, expires_at))
+}
+
+/// Starts a session for a live token.
+async fn start(state: &ApiState, token: &TokenRecord, kind: SessionKind, hours: i64) -> Result<StartedSession, ApiError> {
+    let now = state.clock.now();
+    let (secret, expires_at) = store_session(state.store.as_ref(), token, kind, hours, now).await?;
     Ok(StartedSession { secret, principal: principal(token)?, max_age_seconds: (expires_at - now).num_seconds().max(1) })
 }
 
@@ -286,16 +292,14 @@ pub async fn sign_out(state: &ApiState, session: &str) -> Result<(), ApiError> {
 /// A one-time sign-in link's code for a token (`tally demo` prints the
 /// link): valid once, for at most `hours`.
 pub async fn issue_link(store: &dyn Store, token: &TokenRecord, hours: i64, now: DateTime<Utc>) -> Result<String, String> {
-    let mut expires_at = now + chrono::Duration::hours(hours);
-    if let Some(e) = token.expires_at {
-        expires_at = expires_at.min(e);
-    }
-    let code = random_secret(LINK_PREFIX);
-    store
-        .create_session(&NewSession { hash: hash(&code), token_id: token.id, kind: SessionKind::Link, created_at: now, expires_at })
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(code)
+    store_session(store, token, SessionKind::Link, hours, now).await.map(|(code, _)| code).map_err(|e| format!("{e:?}"))
+}
+
+/// The `Set-Cookie` value of a session (`max_age` 0 ends it in the browser).
+pub fn session_cookie_header(secret: &str, max_age_seconds: i64, secure: bool) -> axum::http::HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    let cookie = format!("{COOKIE}={secret}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_seconds}{secure}");
+    axum::http::HeaderValue::from_str(&cookie).expect("a session id is ASCII")
 }
 
 /// The credential of a request: the bearer header, else the session cookie.

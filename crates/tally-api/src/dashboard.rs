@@ -5,7 +5,7 @@
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use maud::{DOCTYPE, Markup, html};
@@ -14,7 +14,7 @@ use tally_domain::Month;
 use tally_reports::tenant::TenantReport;
 
 use crate::ApiState;
-use crate::auth::{COOKIE, Principal, Role, StartedSession, session_cookie, sign_in, sign_in_with_link, sign_out};
+use crate::auth::{Principal, Role, StartedSession, session_cookie, session_cookie_header, sign_in, sign_in_with_link, sign_out};
 use crate::error::ApiError;
 use crate::params::{Params, Span};
 use crate::routes::{build_burn, build_reconciliation, build_tenant_report, default_month, tenant_of, tenant_reports};
@@ -133,7 +133,7 @@ async fn stylesheet() -> Response {
 }
 
 /// The sign-in form; `?code=` signs in with a one-time link.
-async fn login_page(State(state): State<ApiState>, headers: axum::http::HeaderMap, q: Params) -> Response {
+async fn login_page(q: Params) -> Response {
     if let Some(code) = q.get("code") {
         // Opening the link uses nothing up (a link preview or scanner may open it first):
         // the person's own click posts it.
@@ -200,14 +200,13 @@ fn sign_in_failed(e: ApiError, said: &str) -> Response {
 
 /// Sets the session cookie and sends the caller to its first page.
 fn signed_in_response(state: &ApiState, headers: &axum::http::HeaderMap, started: &StartedSession) -> Response {
-    let secure = if crate::served_over_https(state, headers) { "; Secure" } else { "" };
-    let cookie = format!("{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}", started.secret, started.max_age_seconds);
+    let cookie = session_cookie_header(&started.secret, started.max_age_seconds, crate::served_over_https(state, headers));
     let to = match (&started.principal.role, &started.principal.tenant) {
         (Role::Tenant, Some(t)) => format!("/tenants/{t}"),
         _ => "/".to_owned(),
     };
     let mut resp = Redirect::to(&to).into_response();
-    resp.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("the session id is ASCII"));
+    resp.headers_mut().insert(header::SET_COOKIE, cookie);
     resp
 }
 
@@ -238,10 +237,8 @@ async fn logout(State(state): State<ApiState>, headers: axum::http::HeaderMap) -
     {
         return e.into_response();
     }
-    let secure = if crate::served_over_https(&state, &headers) { "; Secure" } else { "" };
     let mut resp = Redirect::to("/login").into_response();
-    let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}");
-    resp.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("ASCII"));
+    resp.headers_mut().insert(header::SET_COOKIE, session_cookie_header("", 0, crate::served_over_https(&state, &headers)));
     resp
 }
 

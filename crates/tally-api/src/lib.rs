@@ -146,7 +146,10 @@ fn check_origin(state: &ApiState, headers: &HeaderMap, path: &str) -> Result<(),
     {
         return Err(ApiError::Forbidden(format!("cross-site request refused: origin {o:?} is not this server")));
     }
-    if headers.contains_key(header::AUTHORIZATION) || auth::session_cookie(headers).is_none() {
+    // Exactly when the request is signed in by the cookie (as `auth::presented` decides): a bearer
+    // token is not something a browser sends on its own.
+    let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).is_some_and(|h| h.starts_with("Bearer "));
+    if bearer || auth::session_cookie(headers).is_none() {
         return Ok(());
     }
     let same_site = headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes() == b"same-origin");

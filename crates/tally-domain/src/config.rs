@@ -723,11 +723,15 @@ impl Config {
         if let Some(cash) = self.finance.cash_balance
             && crate::money::check_amount("finance.cash_balance", cash).is_err()
         {
-            return Err(err("finance.cash_balance", cash.to_string(), "an amount of at most 1,000,000,000,000,000 in magnitude"));
+            return Err(err("finance.cash_balance", cash.to_string(), crate::money::AMOUNT_RANGE));
         }
         for (i, cost) in self.finance.monthly_costs.iter().enumerate() {
             if cost.amount < Decimal::ZERO || crate::money::check_amount("amount", cost.amount).is_err() {
-                return Err(err(&format!("finance.monthly_costs[{i}].amount"), cost.amount.to_string(), "an amount >= 0 and at most 1,000,000,000,000,000"));
+                return Err(err(
+                    &format!("finance.monthly_costs[{i}].amount"),
+                    cost.amount.to_string(),
+                    &format!("{}, and not negative", crate::money::AMOUNT_RANGE),
+                ));
             }
         }
         Ok(())

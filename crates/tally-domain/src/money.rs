@@ -104,11 +104,15 @@ pub struct CurrencyMismatch {
 /// error naming the field. Sums of billions of such amounts stay far inside
 /// what `Decimal` holds (about 7.9 × 10²⁸), so no report can overflow.
 pub const MAX_AMOUNT: Decimal = Decimal::from_parts(0xA4C6_8000, 0x0003_8D7E, 0, false, 0);
+/// [`MAX_AMOUNT`] in whole units, for code that counts in integers.
+pub const MAX_AMOUNT_UNITS: i64 = 1_000_000_000_000_000;
+/// What an amount out of range is told it should be.
+pub const AMOUNT_RANGE: &str = "an amount of at most 1,000,000,000,000,000 in magnitude";
 
 /// `amount` if its magnitude is at most [`MAX_AMOUNT`]; else an error naming `field`.
 pub fn check_amount(field: &'static str, amount: Decimal) -> Result<Decimal, ValidationError> {
     if amount.abs() > MAX_AMOUNT {
-        return Err(ValidationError::new(field, amount, "an amount of at most 1,000,000,000,000,000 in magnitude"));
+        return Err(ValidationError::new(field, amount, AMOUNT_RANGE));
     }
     Ok(amount)
 }
@@ -232,7 +236,7 @@ mod tests {
 
     #[test]
     fn amounts_beyond_a_thousand_trillion_are_refused_by_name() {
-        assert_eq!(MAX_AMOUNT, Decimal::from(1_000_000_000_000_000i64));
+        assert_eq!(MAX_AMOUNT, Decimal::from(MAX_AMOUNT_UNITS));
         assert!(Money::parse("1000000000000000", Currency::USD).is_ok());
         assert!(Money::parse("-1000000000000000", Currency::USD).is_ok());
         let e = Money::parse("1000000000000000.01", Currency::USD).unwrap_err();

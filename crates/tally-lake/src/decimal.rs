@@ -17,7 +17,12 @@ pub const SCALE: u32 = 18;
 pub const ONE: i128 = 1_000_000_000_000_000_000;
 /// The largest magnitude of an amount read, in units: the domain's
 /// `MAX_AMOUNT` (10¹⁵), well inside what `DECIMAL(38, 18)` holds (10²⁰).
-pub(crate) const LIMIT: i128 = 1_000_000_000_000_000 * ONE;
+pub(crate) const LIMIT: i128 = tally_domain::MAX_AMOUNT_UNITS as i128 * ONE;
+
+/// Why an amount is refused: out of the domain's range.
+pub(crate) fn out_of_range(what: impl std::fmt::Display) -> String {
+    format!("{what} is out of range for an amount ({})", tally_domain::AMOUNT_RANGE)
+}
 
 /// The lake's type for money.
 pub fn money_type() -> DataType {
@@ -56,7 +61,7 @@ pub fn parse_units(text: &str) -> Result<i128, String> {
     // All digits, and the power of ten that scales them to units.
     let digits: Vec<u8> = int_part.bytes().chain(frac_part.bytes()).map(|b| b - b'0').skip_while(|d| *d == 0).collect();
     let shift = exponent - frac_part.len() as i64 + i64::from(SCALE);
-    let out_of_range = || format!("{text:?} is out of range for an amount (at most 1,000,000,000,000,000 in magnitude)");
+    let out_of_range = || out_of_range(format!("{text:?}"));
     let mut units: i128 = 0;
     if shift >= 0 {
         if digits.len() as i64 + shift > PRECISION as i64 {
@@ -129,9 +134,7 @@ pub fn units_of(d: Decimal) -> Result<i128, String> {
     let scale = d.scale();
     let m = d.mantissa();
     if scale <= SCALE {
-        m.checked_mul(10i128.pow(SCALE - scale))
-            .filter(|u| u.abs() <= LIMIT)
-            .ok_or_else(|| format!("{d} is out of range for an amount (at most 1,000,000,000,000,000 in magnitude)"))
+        m.checked_mul(10i128.pow(SCALE - scale)).filter(|u| u.abs() <= LIMIT).ok_or_else(|| out_of_range(d))
     } else {
         let div = 10i128.pow(scale - SCALE);
         let (q, r) = (m / div, m % div);
@@ -192,7 +195,7 @@ mod tests {
         // The domain's largest amount, 10^15, and not a hair more.
         assert!(parse_units("1000000000000000").is_ok());
         assert!(parse_units("-1000000000000000").is_ok());
-        assert!(parse_units("1000000000000000.000000000000000001").unwrap_err().contains("at most 1,000,000,000,000,000"));
+        assert!(parse_units("1000000000000000.000000000000000001").unwrap_err().contains(tally_domain::AMOUNT_RANGE));
         assert!(parse_units("79228162514264337593543950335").is_err());
     }
 

@@ -107,12 +107,7 @@ impl<'a> Batch<'a> {
                 n.iter()
                     .enumerate()
                     .map(|(i, v)| {
-                        v.map(|v| {
-                            Some(i128::from(v) * ONE)
-                                .filter(|u| u.abs() <= decimal::LIMIT)
-                                .ok_or_else(|| bad(i, format!("{v} is out of range for an amount (at most 1,000,000,000,000,000 in magnitude)")))
-                        })
-                        .transpose()
+                        v.map(|v| Some(i128::from(v) * ONE).filter(|u| u.abs() <= decimal::LIMIT).ok_or_else(|| bad(i, decimal::out_of_range(v)))).transpose()
                     })
                     .collect::<Result<_, _>>()?
             }
@@ -131,9 +126,7 @@ impl<'a> Batch<'a> {
                                 let (q, r) = (v / div, v % div);
                                 Some(if r.abs() * 2 >= div { q + v.signum() } else { q })
                             };
-                            units
-                                .filter(|u| u.abs() <= decimal::LIMIT)
-                                .ok_or_else(|| bad(i, "out of range for an amount (at most 1,000,000,000,000,000 in magnitude)".into()))
+                            units.filter(|u| u.abs() <= decimal::LIMIT).ok_or_else(|| bad(i, decimal::out_of_range(format!("{v}e-{scale}"))))
                         })
                         .transpose()
                     })
