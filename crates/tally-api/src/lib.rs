@@ -389,7 +389,7 @@ async fn openapi_route(_who: Principal) -> Response {
 /// an idle kept-alive connection stays open), headers are at most 64 KiB,
 /// at most `server.max_connections` connections are open (further clients
 /// wait in the listen queue) and at most `server.max_connections_per_ip`
-/// per client address (more are closed at once; not applied behind a
+/// per client address (an IPv6 client's /64; more are closed at once; not applied behind a
 /// trusted proxy, whose address every connection has). A client that stops
 /// reading an answer is cut off once a write has waited the request timeout.
 pub async fn serve(
@@ -428,7 +428,7 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Some(slot) = IpSlot::take(&per_ip, peer.ip(), per_ip_limit) else {
+        let Some(slot) = IpSlot::take(&per_ip, limit::client_key(peer.ip()), per_ip_limit) else {
             tracing::debug!(%peer, "too many connections from this address; closed");
             continue;
         };
