@@ -105,9 +105,9 @@ fn chart(name: &str, query: &str, alt: &str) -> Markup {
     }
 }
 
-/// `$1,234.56`, with the sign before the symbol.
+/// `$1,234.56`, with the sign before the symbol, at the currency's minor units.
 pub(crate) fn money(d: Decimal, currency: &str) -> String {
-    tally_domain::format_amount(d, currency, 2)
+    tally_domain::format_money(d, currency)
 }
 
 fn percent(p: Option<Decimal>) -> String {
@@ -629,6 +629,6 @@ mod tests {
     fn money_is_grouped_by_thousands_with_the_sign_first() {
         assert_eq!(money("1234567.891".parse().unwrap(), "USD"), "$1,234,567.89");
         assert_eq!(money("-0.2".parse().unwrap(), "USD"), "-$0.20");
-        assert_eq!(money("999".parse().unwrap(), "JPY"), "999.00 JPY");
+        assert_eq!(money("999".parse().unwrap(), "JPY"), "999 JPY", "yen have no minor unit");
     }
 }

@@ -35,7 +35,7 @@ pub use config::{
 };
 pub use cost::{CostLine, CostSource, LineType};
 pub use error::ValidationError;
-pub use money::{AMOUNT_RANGE, Currency, CurrencyMismatch, MAX_AMOUNT, MAX_AMOUNT_UNITS, Money, check_amount, currency_symbol, format_amount};
+pub use money::{AMOUNT_RANGE, Currency, CurrencyMismatch, MAX_AMOUNT, MAX_AMOUNT_UNITS, Money, check_amount, currency_symbol, format_amount, format_money};
 pub use period::{END_INSTANT_MS, FIRST_INSTANT_MS, Granularity, Month, Period, check_instant};
 pub use ports::{AllocationFailure, AllocationOutcome, AllocationTrigger, JobOutcome, JobRun};
 pub use redact::redact;

@@ -177,6 +177,13 @@ impl fmt::Display for Money {
     }
 }
 
+/// An amount of `currency` (an ISO 4217 code) as people read it, at the
+/// currency's minor units: `$1,234.56`, `1,235 JPY`, `1.235 BHD`.
+pub fn format_money(amount: Decimal, currency: &str) -> String {
+    let dp = Currency::parse(currency).map_or(2, |c| c.minor_units());
+    format_amount(amount, currency, dp)
+}
+
 /// An amount as people read it on a page or a chart: rounded half away from
 /// zero to `dp` decimals, thousands grouped, the symbol in front for USD, EUR
 /// and GBP (`-$1,234.56`) and the code after for other currencies (`1,234 JPY`).
@@ -225,6 +232,14 @@ mod tests {
         assert_eq!(format_amount(dec("999.995"), "EUR", 2), "€1,000.00");
         assert_eq!(format_amount(dec("1500"), "JPY", 0), "1,500 JPY");
         assert_eq!(format_amount(dec("12"), "GBP", 2), "£12.00");
+    }
+
+    #[test]
+    fn money_is_shown_at_its_currencys_minor_units() {
+        assert_eq!(format_money(dec("1234.5"), "USD"), "$1,234.50");
+        assert_eq!(format_money(dec("1234.5"), "JPY"), "1,235 JPY");
+        assert_eq!(format_money(dec("1.2345"), "BHD"), "1.235 BHD");
+        assert_eq!(format_money(dec("-7"), "EUR"), "-€7.00");
     }
 
     /// `rust_decimal_macros` would be one more dependency for tests only.

@@ -15,7 +15,7 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
-use tally_domain::{Month, currency_symbol, format_amount};
+use tally_domain::{Month, currency_symbol};
 use tally_savings::{Payment, SavingsReport, Term};
 
 use crate::burn::BurnReport;
@@ -195,9 +195,9 @@ fn legend<'a, 'b, DB: DrawingBackend + 'a, CT: CoordTranslate>(
     labels.position(position).background_style(WHITE.mix(0.85)).border_style(RGBColor(221, 227, 234)).label_font(font.color(&INK)).draw().map_err(draw_err)
 }
 
-/// Exact amounts in text: `$1,234.56`.
+/// Exact amounts in text, at the currency's minor units: `$1,234.56`, `1,235 JPY`.
 pub fn money_text(d: Decimal, currency: &str) -> String {
-    format_amount(d, currency, 2)
+    tally_domain::format_money(d, currency)
 }
 
 fn font(size: Size, px: f64) -> FontDesc<'static> {
