@@ -186,23 +186,10 @@ pub(crate) fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::D
     }
 }
 
-/// Cost Explorer's SERVICE names, as the AWS product codes CUR and the pool rules use.
+/// Cost Explorer's SERVICE names, as the AWS product codes CUR and the pool
+/// rules use (the domain's one table); a service it lacks keeps its name.
 pub fn service_code(name: &str) -> String {
-    match name {
-        "Amazon Elastic Compute Cloud - Compute" | "EC2 - Other" => "AmazonEC2",
-        "Amazon Elastic Container Service for Kubernetes" | "Amazon Elastic Kubernetes Service" => "AmazonEKS",
-        "Amazon Relational Database Service" => "AmazonRDS",
-        "Amazon ElastiCache" => "AmazonElastiCache",
-        "Amazon Elastic Load Balancing" | "Elastic Load Balancing" => "AWSELB",
-        "Amazon Simple Storage Service" => "AmazonS3",
-        "AmazonCloudWatch" | "Amazon CloudWatch" => "AmazonCloudWatch",
-        "AWS Data Transfer" => "AWSDataTransfer",
-        "Amazon Virtual Private Cloud" => "AmazonVPC",
-        "Amazon Route 53" => "AmazonRoute53",
-        "AWS Key Management Service" => "awskms",
-        other => other,
-    }
-    .to_owned()
+    tally_domain::aws_service_code(name).unwrap_or(name).to_owned()
 }
 
 /// What one collection gathered.

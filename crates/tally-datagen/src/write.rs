@@ -116,18 +116,9 @@ const CUR_COLUMNS: &[(&str, ColumnType)] = &[
     ("savings_plan_total_commitment_to_date", ColumnType::Double),
 ];
 
+/// The product name AWS writes beside a product code (the domain's one table).
 fn service_name(code: &str) -> &'static str {
-    match code {
-        "AmazonEC2" => "Amazon Elastic Compute Cloud",
-        "AmazonEKS" => "Amazon Elastic Container Service for Kubernetes",
-        "AmazonRDS" => "Amazon Relational Database Service",
-        "AmazonElastiCache" => "Amazon ElastiCache",
-        "AWSELB" => "Elastic Load Balancing",
-        "AWSDataTransfer" => "AWS Data Transfer",
-        "AmazonS3" => "Amazon Simple Storage Service",
-        "AmazonCloudWatch" => "AmazonCloudWatch",
-        _ => "AWS",
-    }
+    tally_domain::aws_service(code).map_or("AWS", |s| s.name)
 }
 
 struct CurWriter {

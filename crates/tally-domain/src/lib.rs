@@ -13,6 +13,7 @@
 //! [`UsageSample`], [`RevenueEntry`], [`AllocationRow`].
 
 mod allocation;
+mod aws_services;
 mod clock;
 mod config;
 mod cost;
@@ -27,6 +28,7 @@ mod tenant;
 mod usage;
 
 pub use allocation::{Allocatee, AllocationRow, Explanation, PoolId, UnallocatedReason};
+pub use aws_services::{AWS_SERVICES, AwsService, aws_service, aws_service_code};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
     AllocationConfig, CloudWatchConfig, CloudWatchQuery, CollectorsConfig, Config, ConfigError, CostExplorerConfig, DatabaseConfig, FinanceConfig, IdlePolicy,

@@ -99,33 +99,18 @@ impl Cell {
     }
 }
 
-/// (name, category, subcategory, resource type) of an AWS product code.
+/// (name, category, subcategory, resource type) of an AWS product code: the
+/// domain's one table, with the resource type told apart by usage type where
+/// one service bills several kinds of resource.
 fn service(code: &str, usage_type: &str) -> (&'static str, &'static str, &'static str, &'static str) {
-    match code {
-        // One category per service (FOCUS); the resource type tells volumes from instances.
-        "AmazonEC2" if usage_type.contains("EBS:") => ("Amazon Elastic Compute Cloud", "Compute", "Virtual Machines", "Volume"),
-        "AmazonEC2" if usage_type.contains("DataTransfer") => ("Amazon Elastic Compute Cloud", "Compute", "Virtual Machines", "Network Interface"),
-        "AmazonEC2" => ("Amazon Elastic Compute Cloud", "Compute", "Virtual Machines", "Instance"),
-        "AmazonEKS" => ("Amazon Elastic Kubernetes Service", "Compute", "Containers", "Cluster"),
-        "AmazonECS" => ("Amazon Elastic Container Service", "Compute", "Containers", "Cluster"),
-        "AWSLambda" => ("AWS Lambda", "Compute", "Serverless Compute", "Function"),
-        "AmazonRDS" if usage_type.contains("Storage") || usage_type.contains("Backup") => {
-            ("Amazon Relational Database Service", "Databases", "Relational Databases", "DB Storage")
-        }
-        "AmazonRDS" => ("Amazon Relational Database Service", "Databases", "Relational Databases", "DB Instance"),
-        "AmazonElastiCache" => ("Amazon ElastiCache", "Databases", "Caching", "Cache Node"),
-        "AmazonDynamoDB" => ("Amazon DynamoDB", "Databases", "NoSQL Databases", "Table"),
-        "AWSELB" => ("Elastic Load Balancing", "Networking", "Application Networking", "Load Balancer"),
-        "AWSDataTransfer" => ("AWS Data Transfer", "Networking", "Network Connectivity", "Data Transfer"),
-        "AmazonVPC" => ("Amazon Virtual Private Cloud", "Networking", "Network Infrastructure", "VPC"),
-        "AmazonCloudFront" => ("Amazon CloudFront", "Networking", "Content Delivery", "Distribution"),
-        "AmazonRoute53" => ("Amazon Route 53", "Networking", "Network Routing", "Hosted Zone"),
-        "AmazonS3" => ("Amazon Simple Storage Service", "Storage", "Object Storage", "Bucket"),
-        "AmazonCloudWatch" => ("Amazon CloudWatch", "Management and Governance", "Observability", "Metric"),
-        "AWSCloudTrail" => ("AWS CloudTrail", "Management and Governance", "Compliance", "Trail"),
-        "awskms" => ("AWS Key Management Service", "Security", "Other (Security)", "Key"),
-        _ => ("", "Other", "Other (Other)", "Resource"),
-    }
+    let Some(s) = tally_domain::aws_service(code) else { return ("", "Other", "Other (Other)", "Resource") };
+    let resource_type = match code {
+        "AmazonEC2" if usage_type.contains("EBS:") => "Volume",
+        "AmazonEC2" if usage_type.contains("DataTransfer") => "Network Interface",
+        "AmazonRDS" if usage_type.contains("Storage") || usage_type.contains("Backup") => "DB Storage",
+        _ => s.resource_type,
+    };
+    (s.name, s.category, s.subcategory, resource_type)
 }
 
 /// A unit in FOCUS's UnitFormat: AWS's `Hrs` is `Hours`, `GB-Mo` is `GB-Months`.

@@ -223,7 +223,13 @@ async fn dispatch(app: App, command: Command) -> Result<ExitCode> {
             for o in &done {
                 let rec = app.store.billed_totals(o.month).await?;
                 let billed: tally_domain::Decimal = rec.iter().map(|b| b.unblended).sum();
-                rows.push(vec![o.month.to_string(), o.billed_lines.to_string(), o.usage_rows.to_string(), o.rows.to_string(), format!("{:.*}", app.config.currency.minor_units() as usize, billed)]);
+                rows.push(vec![
+                    o.month.to_string(),
+                    o.billed_lines.to_string(),
+                    o.usage_rows.to_string(),
+                    o.rows.to_string(),
+                    format!("{:.*}", app.config.currency.minor_units() as usize, billed),
+                ]);
             }
             if !rows.is_empty() {
                 print!("{}", table(&["month", "billing lines", "usage rows", "result rows", "billed"], &rows, &[1, 2, 3, 4]));

@@ -45,32 +45,8 @@ const OPTIONAL: &[&str] = &[
 ];
 
 /// AWS's product code for a FOCUS `ServiceName` of AWS, so FOCUS-sourced
-/// lines meet the same pool rules as CUR lines.
-pub fn aws_service_code(service_name: &str) -> Option<&'static str> {
-    Some(match service_name {
-        "Amazon Elastic Compute Cloud" => "AmazonEC2",
-        "Amazon Elastic Container Service for Kubernetes" | "Amazon Elastic Kubernetes Service" => "AmazonEKS",
-        "Amazon Relational Database Service" => "AmazonRDS",
-        "Amazon ElastiCache" => "AmazonElastiCache",
-        "Elastic Load Balancing" => "AWSELB",
-        "AWS Data Transfer" => "AWSDataTransfer",
-        "Amazon Simple Storage Service" => "AmazonS3",
-        "AmazonCloudWatch" | "Amazon CloudWatch" => "AmazonCloudWatch",
-        "Amazon Virtual Private Cloud" => "AmazonVPC",
-        "Amazon Simple Queue Service" => "AWSQueueService",
-        "Amazon Simple Notification Service" => "AmazonSNS",
-        "Amazon CloudFront" => "AmazonCloudFront",
-        "Amazon API Gateway" => "AmazonApiGateway",
-        "Amazon Elastic Container Service" => "AmazonECS",
-        "AWS Systems Manager" => "AWSSystemsManager",
-        "AWS Lambda" => "AWSLambda",
-        "Amazon DynamoDB" => "AmazonDynamoDB",
-        "Amazon Route 53" => "AmazonRoute53",
-        "AWS Key Management Service" => "awskms",
-        "AWS CloudTrail" => "AWSCloudTrail",
-        _ => return None,
-    })
-}
+/// lines meet the same pool rules as CUR lines (the domain's one table).
+pub use tally_domain::aws_service_code;
 
 fn line_type(category: &str, status: Option<&str>, commitment_type: Option<&str>, frequency: Option<&str>, has_commitment: bool) -> LineType {
     let savings_plan = commitment_type.is_some_and(|t| t.to_ascii_lowercase().contains("savings"));
