@@ -19,7 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use parquet::basic::Compression;
-use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int64Type};
+use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, FixedLenByteArray, FixedLenByteArrayType, Int64Type};
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
@@ -38,6 +38,10 @@ pub enum ColumnType {
     /// Optional exact decimal with this many digits after the point (at
     /// most 18 digits in all), stored as its unscaled 64-bit integer.
     Decimal(u8),
+    /// Optional exact decimal of up to 38 digits with this many after the
+    /// point, stored as its unscaled 128-bit integer (16 bytes, big-endian):
+    /// `DECIMAL(38, scale)`, which holds any amount Tally takes at 18 places.
+    Decimal128(u8),
     /// Optional `MAP<string, string>`.
     MapUtf8,
     /// Optional `MAP<string, double>`.
@@ -56,6 +60,8 @@ pub enum ColumnData<'a> {
     TimestampMillis(Vec<Option<i64>>),
     /// Unscaled values and the scale they carry.
     Decimal(Vec<Option<i64>>, u8),
+    /// Unscaled 128-bit values and the scale they carry.
+    Decimal128(Vec<Option<i128>>, u8),
     MapUtf8(Vec<Option<MapEntries<'a, &'a str>>>),
     MapDouble(Vec<Option<MapEntries<'a, f64>>>),
 }
@@ -66,6 +72,7 @@ impl ColumnData<'_> {
             Self::Utf8(v) => v.len(),
             Self::Double(v) => v.len(),
             Self::Int64(v) | Self::TimestampMillis(v) | Self::Decimal(v, _) => v.len(),
+            Self::Decimal128(v, _) => v.len(),
             Self::MapUtf8(v) => v.len(),
             Self::MapDouble(v) => v.len(),
         }
@@ -78,6 +85,7 @@ impl ColumnData<'_> {
             Self::Int64(_) => ColumnType::Int64,
             Self::TimestampMillis(_) => ColumnType::TimestampMillis,
             Self::Decimal(_, scale) => ColumnType::Decimal(*scale),
+            Self::Decimal128(_, scale) => ColumnType::Decimal128(*scale),
             Self::MapUtf8(_) => ColumnType::MapUtf8,
             Self::MapDouble(_) => ColumnType::MapDouble,
         }
@@ -123,6 +131,7 @@ fn schema_text(columns: &[(String, ColumnType)]) -> String {
             ColumnType::Int64 => format!("  optional int64 {name};\n"),
             ColumnType::TimestampMillis => format!("  optional int64 {name} (TIMESTAMP(MILLIS,true));\n"),
             ColumnType::Decimal(scale) => format!("  optional int64 {name} (DECIMAL(18,{scale}));\n"),
+            ColumnType::Decimal128(scale) => format!("  optional fixed_len_byte_array(16) {name} (DECIMAL(38,{scale}));\n"),
             ColumnType::MapUtf8 => format!(
                 "  optional group {name} (MAP) {{\n    repeated group key_value {{\n      required binary key (STRING);\n      optional binary value (STRING);\n    }}\n  }}\n"
             ),
@@ -186,6 +195,12 @@ impl<W: Write + Send> ParquetWriter<W> {
                     let mut w = group.next_column()?.ok_or_else(|| Error::Shape("schema ended early".into()))?;
                     let (vals, defs) = flat(values.iter().copied());
                     w.typed::<Int64Type>().write_batch(&vals, Some(&defs), None)?;
+                    w.close()?;
+                }
+                ColumnData::Decimal128(values, _) => {
+                    let mut w = group.next_column()?.ok_or_else(|| Error::Shape("schema ended early".into()))?;
+                    let (vals, defs) = flat(values.iter().map(|v| v.map(|u| FixedLenByteArray::from(u.to_be_bytes().to_vec()))));
+                    w.typed::<FixedLenByteArrayType>().write_batch(&vals, Some(&defs), None)?;
                     w.close()?;
                 }
                 ColumnData::MapUtf8(rows) => {
@@ -298,6 +313,31 @@ mod tests {
     use super::*;
     use parquet::file::reader::{FileReader, SerializedFileReader};
     use parquet::record::Field;
+
+    #[test]
+    fn decimal128_columns_read_back_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.parquet");
+        let mut w = ParquetWriter::create(&path, &[("cost", ColumnType::Decimal128(18))]).unwrap();
+        // 0.1, -12.345678901234567891 and a thousand trillion, at 18 places.
+        let one = 10i128.pow(18);
+        let values = vec![Some(one / 10), None, Some(-12_345_678_901_234_567_891), Some(1_000_000_000_000_000 * one)];
+        w.write_row_group(&[ColumnData::Decimal128(values.clone(), 18)]).unwrap();
+        w.finish().unwrap();
+        let reader = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
+        let column = reader.metadata().file_metadata().schema_descr().column(0);
+        assert_eq!((column.type_precision(), column.type_scale()), (38, 18));
+        let read: Vec<Option<i128>> = reader
+            .get_row_iter(None)
+            .unwrap()
+            .map(|r| match r.unwrap().get_column_iter().next().unwrap().1 {
+                Field::Decimal(d) => Some(i128::from_be_bytes(d.data().try_into().unwrap())),
+                Field::Null => None,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(read, values);
+    }
 
     #[test]
     fn flat_and_map_columns_read_back_as_written() {

@@ -9,7 +9,6 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
 use tally_domain::{CostLine, LineType};
 use tally_parquet::{ColumnData, ColumnType, ParquetWriter};
 
@@ -360,7 +359,26 @@ pub fn focus_csv(lines: &[CostLine]) -> Result<Vec<u8>, csv::Error> {
     w.finish()
 }
 
-/// FOCUS Parquet (numbers as doubles, times as UTC timestamps), one row group per batch.
+/// Digits after the point of FOCUS Parquet's numbers: `DECIMAL(38, 18)`,
+/// like the columnar store, so every amount AWS bills is written exactly.
+const FOCUS_SCALE: u8 = 18;
+
+/// A decimal as an unscaled integer at [`FOCUS_SCALE`] places (half away
+/// from zero beyond them); `None` beyond 38 digits, which no amount Tally
+/// takes in reaches.
+fn unscaled18(d: Decimal) -> Option<i128> {
+    let (m, scale) = (d.mantissa(), d.scale());
+    let target = u32::from(FOCUS_SCALE);
+    if scale <= target {
+        m.checked_mul(10i128.pow(target - scale))
+    } else {
+        let div = 10i128.pow(scale - target);
+        let (q, r) = (m / div, m % div);
+        Some(if r.abs() * 2 >= div { q + m.signum() } else { q })
+    }
+}
+
+/// FOCUS Parquet (numbers as exact DECIMAL(38, 18), times as UTC timestamps), one row group per batch.
 #[derive(Debug)]
 pub struct FocusParquet<W: Write + Send> {
     out: ParquetWriter<W>,
@@ -375,7 +393,7 @@ impl<W: Write + Send> FocusParquet<W> {
                     *n,
                     match k {
                         Kind::Text => ColumnType::Utf8,
-                        Kind::Number => ColumnType::Double,
+                        Kind::Number => ColumnType::Decimal128(FOCUS_SCALE),
                         Kind::Time => ColumnType::TimestampMillis,
                     },
                 )
@@ -390,17 +408,27 @@ impl<W: Write + Send> FocusParquet<W> {
         if rows.is_empty() {
             return Ok(());
         }
+        let number = |i: usize, name: &str| -> Result<ColumnData<'_>, tally_parquet::Error> {
+            let values = rows
+                .iter()
+                .map(|r| match &r[i] {
+                    Cell::Number(d) => unscaled18(*d).map(Some).ok_or_else(|| tally_parquet::Error::Shape(format!("{name}: {d} does not fit DECIMAL(38, 18)"))),
+                    _ => Ok(None),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(ColumnData::Decimal128(values, FOCUS_SCALE))
+        };
         let columns: Vec<ColumnData> = COLUMNS
             .iter()
             .enumerate()
-            .map(|(i, (_, kind))| match kind {
-                Kind::Text => ColumnData::Utf8(rows.iter().map(|r| if let Cell::Text(s) = &r[i] { Some(s.as_str()) } else { None }).collect()),
-                Kind::Number => ColumnData::Double(rows.iter().map(|r| if let Cell::Number(d) = &r[i] { d.to_f64() } else { None }).collect()),
+            .map(|(i, (name, kind))| match kind {
+                Kind::Text => Ok(ColumnData::Utf8(rows.iter().map(|r| if let Cell::Text(s) = &r[i] { Some(s.as_str()) } else { None }).collect())),
+                Kind::Number => number(i, name),
                 Kind::Time => {
-                    ColumnData::TimestampMillis(rows.iter().map(|r| if let Cell::Time(t) = &r[i] { Some(t.timestamp_millis()) } else { None }).collect())
+                    Ok(ColumnData::TimestampMillis(rows.iter().map(|r| if let Cell::Time(t) = &r[i] { Some(t.timestamp_millis()) } else { None }).collect()))
                 }
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         self.out.write_row_group(&columns)
     }
 
