@@ -48,11 +48,16 @@ fn line(unblended: &str, amortized: &str) -> CostLine {
     }
 }
 
-/// Each row's DECIMAL cells by column, as exact decimals, and the columns' (precision, scale).
-fn decimals(path: &std::path::Path) -> (Vec<BTreeMap<String, Decimal>>, BTreeMap<String, (i32, i32)>) {
+/// One row's DECIMAL cells by column, as exact decimals.
+type DecimalRow = BTreeMap<String, Decimal>;
+/// Each DECIMAL column's (precision, scale).
+type DecimalTypes = BTreeMap<String, (i32, i32)>;
+
+/// Each row's DECIMAL cells, and the columns' types.
+fn decimals(path: &std::path::Path) -> (Vec<DecimalRow>, DecimalTypes) {
     let reader = SerializedFileReader::new(File::open(path).unwrap()).unwrap();
     let schema = reader.metadata().file_metadata().schema_descr_ptr();
-    let types: BTreeMap<String, (i32, i32)> = schema
+    let types: DecimalTypes = schema
         .columns()
         .iter()
         .filter(|c| c.converted_type() == parquet::basic::ConvertedType::DECIMAL)
