@@ -199,3 +199,35 @@ fn amounts_beyond_the_documented_range_are_refused_by_row_and_column() {
     let e = read_revenue(&write(dir.path(), "r.csv", "month,tenant,amount,currency\n2026-10,acme,1000000000000000.01,USD\n"), Currency::USD).unwrap_err();
     assert_eq!((e.row, e.column.as_deref()), (Some(1), Some("amount")), "{e}");
 }
+
+#[test]
+fn a_damaged_parquet_footer_is_an_error_naming_the_file_never_a_panic() {
+    // A real CUR 2.0 file with its footer (the thrift-encoded metadata before the
+    // closing length and "PAR1") damaged byte by byte: polars' footer parser panics
+    // on some of these (the fuzz properties found "thrift bool field").
+    let sample = tally_test_support::shared_data().join("aws-cur/derived-cur2-shaped-from-walabs-dec2018-5000.parquet");
+    let bytes = std::fs::read(&sample).unwrap();
+    let footer_len = u32::from_le_bytes(bytes[bytes.len() - 8..bytes.len() - 4].try_into().unwrap()) as usize;
+    let footer = bytes.len() - 8 - footer_len..bytes.len() - 8;
+    let dir = tempfile::tempdir().unwrap();
+    let stride = (footer_len / 300).max(1);
+    let (mut refused, mut read) = (0, 0);
+    for i in footer.step_by(stride) {
+        for flip in [0xff_u8, 0x01] {
+            let mut damaged = bytes.clone();
+            damaged[i] ^= flip;
+            // A file of its own each time: polars maps files and keeps them by path.
+            let path = dir.path().join(format!("damaged-{i}-{flip}.parquet"));
+            std::fs::write(&path, &damaged).unwrap();
+            match std::panic::catch_unwind(|| read_cur(&path, &opts())) {
+                Ok(Ok(_)) => read += 1,
+                Ok(Err(e)) => {
+                    assert!(e.to_string().starts_with(&path.display().to_string()), "{e}");
+                    refused += 1;
+                }
+                Err(_) => panic!("byte {i} ^ {flip:#x} of the footer panicked the reader"),
+            }
+        }
+    }
+    assert!(refused > 0, "some damage must be noticed ({read} read)");
+}

@@ -116,6 +116,10 @@ pub fn amortized_cost_of(line_type: LineType, unblended: Decimal, p: &EffectiveC
 
 /// Reads one CUR file, batch by batch, into lake frames given to `sink`.
 pub fn read_cur_batches(path: &Path, opts: &ReadOptions, sink: &mut dyn FnMut(DataFrame) -> Result<(), ReadError>) -> Result<ReadSummary, ReadError> {
+    super::guarded(path, || read_cur_batches_unguarded(path, opts, sink))
+}
+
+fn read_cur_batches_unguarded(path: &Path, opts: &ReadOptions, sink: &mut dyn FnMut(DataFrame) -> Result<(), ReadError>) -> Result<ReadSummary, ReadError> {
     let wanted: Vec<&str> = REQUIRED.iter().chain(OPTIONAL).copied().collect();
     let batches = Batches::open(path, athena_name, &wanted, Some("resource_tags_"), BATCH_ROWS)?;
     batches.require(REQUIRED, "this does not look like a Cost and Usage Report")?;

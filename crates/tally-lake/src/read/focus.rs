@@ -75,6 +75,10 @@ fn line_type(category: &str, status: Option<&str>, commitment_type: Option<&str>
 
 /// Reads one FOCUS file, batch by batch, into lake frames given to `sink`.
 pub fn read_focus_batches(path: &Path, opts: &ReadOptions, sink: &mut dyn FnMut(DataFrame) -> Result<(), ReadError>) -> Result<ReadSummary, ReadError> {
+    super::guarded(path, || read_focus_batches_unguarded(path, opts, sink))
+}
+
+fn read_focus_batches_unguarded(path: &Path, opts: &ReadOptions, sink: &mut dyn FnMut(DataFrame) -> Result<(), ReadError>) -> Result<ReadSummary, ReadError> {
     let wanted: Vec<&str> = REQUIRED.iter().chain(OPTIONAL).copied().collect();
     let batches = Batches::open(path, |n| n.to_owned(), &wanted, None, BATCH_ROWS)?;
     batches.require(REQUIRED, "this does not look like a FOCUS export")?;

@@ -194,6 +194,20 @@ fn overlong_row(source: &Path, file: &Path, separator: u8) -> Option<ReadError> 
     None
 }
 
+/// Runs a reader, turning a panic inside the Parquet or CSV library (a
+/// damaged file can trip one: polars' footer parser `expect`s well-formed
+/// thrift) into an error naming the file, so one bad file never takes the
+/// process down.
+pub(crate) fn guarded<T>(path: &Path, read: impl FnOnce() -> Result<T, ReadError>) -> Result<T, ReadError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)) {
+        Ok(result) => result,
+        Err(panic) => {
+            let why = panic.downcast_ref::<&str>().map(|s| (*s).to_owned()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
+            Err(ReadError::file(path, format!("cannot read: the file is damaged ({why})")))
+        }
+    }
+}
+
 /// The separator of a delimited text file, from its header line: CUR CSV
 /// uses `,`, Athena exports `\x01`, some tools `\t` or `;`.
 fn sniff_separator(path: &Path) -> Result<u8, String> {

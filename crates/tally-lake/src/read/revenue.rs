@@ -14,6 +14,10 @@ const COLUMNS: &[&str] = &["month", "tenant", "amount", "currency"];
 
 /// Reads a revenue file; every amount must be in `currency`.
 pub fn read_revenue(path: &Path, currency: Currency) -> Result<Vec<RevenueEntry>, ReadError> {
+    super::guarded(path, || read_revenue_unguarded(path, currency))
+}
+
+fn read_revenue_unguarded(path: &Path, currency: Currency) -> Result<Vec<RevenueEntry>, ReadError> {
     let batches = Batches::open(path, |n| n.trim().to_ascii_lowercase(), COLUMNS, None, 100_000)?;
     batches.require(COLUMNS, "expected month,tenant,amount,currency")?;
     let mut out = Vec::new();

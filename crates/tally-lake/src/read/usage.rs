@@ -28,6 +28,10 @@ pub struct UsageFile {
 /// Reads a usage file, batch by batch, into lake frames given to `sink`;
 /// rejects the whole file at its first bad row.
 pub fn read_usage_batches(path: &Path, sink: &mut dyn FnMut(DataFrame) -> Result<(), ReadError>) -> Result<ReadSummary, ReadError> {
+    super::guarded(path, || read_usage_batches_unguarded(path, sink))
+}
+
+fn read_usage_batches_unguarded(path: &Path, sink: &mut dyn FnMut(DataFrame) -> Result<(), ReadError>) -> Result<ReadSummary, ReadError> {
     let batches = Batches::open(path, |n| n.trim().to_ascii_lowercase(), COLUMNS, None, USAGE_BATCH_ROWS)?;
     batches.require(&COLUMNS[..4], "expected timestamp,tenant,metric,value")?;
     let mut rows = 0;
