@@ -246,7 +246,13 @@ pub struct StartedSession {
 
 /// Stores a new session (or one-time sign-in link) of `token`, lasting
 /// `hours` at most and never beyond the token's own expiry: its secret and expiry.
-async fn store_session(store: &dyn Store, token: &TokenRecord, kind: SessionKind, hours: i64, now: DateTime<Utc>) -> Result<(String, DateTime<Utc>), ApiError> {
+async fn store_session(
+    store: &dyn Store,
+    token: &TokenRecord,
+    kind: SessionKind,
+    hours: i64,
+    now: DateTime<Utc>,
+) -> tally_storage::Result<(String, DateTime<Utc>)> {
     let mut expires_at = now + chrono::Duration::hours(hours);
     if let Some(e) = token.expires_at {
         expires_at = expires_at.min(e);
@@ -292,7 +298,7 @@ pub async fn sign_out(state: &ApiState, session: &str) -> Result<(), ApiError> {
 /// A one-time sign-in link's code for a token (`tally demo` prints the
 /// link): valid once, for at most `hours`.
 pub async fn issue_link(store: &dyn Store, token: &TokenRecord, hours: i64, now: DateTime<Utc>) -> Result<String, String> {
-    store_session(store, token, SessionKind::Link, hours, now).await.map(|(code, _)| code).map_err(|e| format!("{e:?}"))
+    store_session(store, token, SessionKind::Link, hours, now).await.map(|(code, _)| code).map_err(|e| e.to_string())
 }
 
 /// The `Set-Cookie` value of a session (`max_age` 0 ends it in the browser).

@@ -116,11 +116,7 @@ impl Cache {
     }
 
     pub(crate) fn keep_answer(&self, key: String, kept: Kept) {
-        let mut answers = self.answers.write().expect("cache lock");
-        if answers.len() >= MAX_ENTRIES {
-            answers.clear();
-        }
-        answers.insert(key, kept);
+        keep(&self.answers, key, kept);
     }
 
     pub(crate) fn token(&self, hash: &str) -> Option<TokenRecord> {
@@ -128,11 +124,7 @@ impl Cache {
     }
 
     pub(crate) fn keep_token(&self, hash: String, record: TokenRecord) {
-        let mut tokens = self.tokens.write().expect("cache lock");
-        if tokens.len() >= MAX_ENTRIES {
-            tokens.clear();
-        }
-        tokens.insert(hash, record);
+        keep(&self.tokens, hash, record);
     }
 
     pub(crate) fn session(&self, hash: &str) -> Option<SessionRecord> {
@@ -140,15 +132,21 @@ impl Cache {
     }
 
     pub(crate) fn keep_session(&self, hash: String, record: SessionRecord) {
-        let mut sessions = self.sessions.write().expect("cache lock");
-        if sessions.len() >= MAX_ENTRIES {
-            sessions.clear();
-        }
-        sessions.insert(hash, record);
+        keep(&self.sessions, hash, record);
     }
 
     /// Forgets one session at once (this server signed it out).
     pub(crate) fn forget_session(&self, hash: &str) {
         self.sessions.write().expect("cache lock").remove(hash);
     }
+}
+
+/// Keeps `value`, dropping everything kept in `map` first when it is full
+/// (all at once: simple, and rare).
+fn keep<V>(map: &RwLock<HashMap<String, V>>, key: String, value: V) {
+    let mut kept = map.write().expect("cache lock");
+    if kept.len() >= MAX_ENTRIES {
+        kept.clear();
+    }
+    kept.insert(key, value);
 }

@@ -145,17 +145,19 @@ impl IntoResponse for ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
-/// The error of a response that the framework or a middleware made rather
+/// Whether a response is an error the framework or a middleware made rather
 /// than a handler (a body over the limit, a method the route lacks, a
-/// timeout, a body that is not UTF-8): `None` when the response is not an
-/// error or already speaks JSON or HTML. Every error keeps one shape.
-pub fn framework_error(status: StatusCode, content_type: Option<&str>, text: &str) -> Option<ApiError> {
-    if status.as_u16() < 400 || content_type.is_some_and(|c| c.starts_with("application/json") || c.starts_with("text/html")) {
-        return None;
-    }
+/// timeout, a body that is not UTF-8): an error status in plain text or
+/// none, not the JSON or HTML that Tally's own errors speak.
+pub fn is_framework_error(status: StatusCode, content_type: Option<&str>) -> bool {
+    status.as_u16() >= 400 && !content_type.is_some_and(|c| c.starts_with("application/json") || c.starts_with("text/html"))
+}
+
+/// Such an error, with the text it carried, in the shape of every other one.
+pub fn framework_error(status: StatusCode, text: &str) -> ApiError {
     let text: String = text.trim().chars().take(300).collect();
     let said = |fallback: &str| if text.is_empty() { fallback.to_owned() } else { text.clone() };
-    Some(match status.as_u16() {
+    match status.as_u16() {
         400 => ApiError::BadBody(said("the request cannot be read")),
         404 => ApiError::NotFound("no such route".into()),
         405 => ApiError::MethodNotAllowed("this route does not take that method".into()),
@@ -164,5 +166,5 @@ pub fn framework_error(status: StatusCode, content_type: Option<&str>, text: &st
         415 => ApiError::UnsupportedMediaType(said("the body must be JSON")),
         422 => ApiError::BadBody(said("the body is not what the route expects")),
         _ => ApiError::Internal(format!("{status}: {text}")),
-    })
+    }
 }

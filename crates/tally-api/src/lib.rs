@@ -228,16 +228,13 @@ async fn finish(State(state): State<ApiState>, req: Request, next: Next) -> Resp
 /// JSON shape of every other error.
 async fn json_error_shape(resp: Response) -> Response {
     let status = resp.status();
-    let content_type = resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    if status.as_u16() < 400 || error::framework_error(status, content_type.as_deref(), "").is_none() {
+    let content_type = resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    if !error::is_framework_error(status, content_type) {
         return resp;
     }
     let (parts, body) = resp.into_parts();
     let text = axum::body::to_bytes(body, 64 << 10).await.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
-    let mut out = match error::framework_error(status, content_type.as_deref(), &text) {
-        Some(e) => e.into_response(),
-        None => Response::from_parts(parts.clone(), axum::body::Body::from(text)),
-    };
+    let mut out = error::framework_error(status, &text).into_response();
     if let Some(allow) = parts.headers.get(header::ALLOW) {
         out.headers_mut().insert(header::ALLOW, allow.clone());
     }

@@ -179,7 +179,11 @@ impl TestApp {
         if let Some(w) = who {
             req = req.header("authorization", format!("Bearer {}", self.tokens.get(w).map_or(w, String::as_str)));
         }
-        let mut req = req.header("content-type", "application/json").body(Body::from(body.unwrap_or("").to_owned())).unwrap();
+        self.send(req.header("content-type", "application/json").body(Body::from(body.unwrap_or("").to_owned())).unwrap()).await
+    }
+
+    /// Sends a request from a client at 127.0.0.1 and collects the whole answer.
+    async fn send(&self, mut req: Request<Body>) -> Answer {
         req.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
         let resp = self.router.clone().oneshot(req).await.unwrap();
         let status = resp.status();
@@ -201,13 +205,7 @@ impl TestApp {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let mut req = req.body(Body::from(body.to_owned())).unwrap();
-        req.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
-        let resp = self.router.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = axum::body::to_bytes(resp.into_body(), 64 << 20).await.unwrap().to_vec();
-        Answer { status, headers, body }
+        self.send(req.body(Body::from(body.to_owned())).unwrap()).await
     }
 
     /// Signs in through the form as a browser does; the `name=value` of the session cookie.
@@ -656,12 +654,9 @@ async fn errors_the_framework_makes_keep_the_json_shape() {
     assert_eq!(a.json()["code"], "method_not_allowed");
     let mut req = Request::builder().method(Method::POST).uri("/api/v1/revenue").header("authorization", format!("Bearer {}", app.tokens["admin"]));
     req = req.header("content-type", "application/json");
-    let mut req = req.body(Body::from(vec![0xff, 0xfe, b'{'])).unwrap();
-    req.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
-    let resp = app.router.clone().oneshot(req).await.unwrap();
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    let body: serde_json::Value = serde_json::from_slice(&axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap()).unwrap();
-    assert_eq!(body["code"], "bad_body");
+    let a = app.send(req.body(Body::from(vec![0xff, 0xfe, b'{'])).unwrap()).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(a.json()["code"], "bad_body");
 }
 
 #[tokio::test]

@@ -86,6 +86,41 @@ pub fn tally_command(bin: impl AsRef<std::ffi::OsStr>) -> Command {
     c
 }
 
+/// `tally serve --no-scheduler` on a free loopback port, started from a
+/// prepared command (the binary, its data directory and environment);
+/// killed by its PID when dropped.
+#[derive(Debug)]
+pub struct TallyServer {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl TallyServer {
+    /// Starts `command` serving and waits (at most a minute) until it listens.
+    pub fn start(mut command: Command) -> Self {
+        let port = free_port();
+        let child = command
+            .args(["serve", "--no-scheduler", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tally serve starts");
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(60), "tally serve did not listen");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self { child, port }
+    }
+}
+
+impl Drop for TallyServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A server process started by a test; killed (by its PID) when dropped.
 #[derive(Debug)]
 pub struct Peer {

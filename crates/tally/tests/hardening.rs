@@ -7,7 +7,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 fn tally(data: &Path) -> Command {
@@ -22,30 +22,11 @@ fn ok(out: Output) -> String {
     stdout
 }
 
-/// `tally serve` on a free port; killed by its PID when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(data: &Path, envs: &[(&str, String)]) -> Server {
-    let port = tally_test_support::free_port();
+/// `tally serve` on a free port with these settings, killed when dropped.
+fn serve(data: &Path, envs: &[(&str, String)]) -> tally_test_support::TallyServer {
     let mut c = tally(data);
     c.envs(envs.iter().map(|(k, v)| (*k, v.as_str())));
-    let child = c.args(["serve", "--no-scheduler", "--listen", &format!("127.0.0.1:{port}")]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(60), "tally serve did not listen");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Server { child, port }
+    tally_test_support::TallyServer::start(c)
 }
 
 /// One request on a connection of its own: status, headers and body.

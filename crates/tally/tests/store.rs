@@ -202,30 +202,11 @@ async fn tally_migrate_moves_a_postgresql_database_of_the_previous_version_into_
     PostgresStore::drop_database(&tally_test_support::postgres_url("postgres"), &name).await.unwrap();
 }
 
-/// `tally serve` on a free port, killed when dropped.
-struct Server {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(data: &Path, envs: &[(&str, String)]) -> Server {
-    let port = tally_test_support::free_port();
+/// `tally serve` on a free port with these settings, killed when dropped.
+fn serve(data: &Path, envs: &[(&str, String)]) -> tally_test_support::TallyServer {
     let mut c = tally(data);
     c.envs(envs.iter().map(|(k, v)| (*k, v.as_str())));
-    let child = c.args(["serve", "--no-scheduler", "--listen", &format!("127.0.0.1:{port}")]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(60), "tally serve did not listen");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Server { child, port }
+    tally_test_support::TallyServer::start(c)
 }
 
 fn http(port: u16, method: &str, path: &str, token: &str) -> (u16, String) {
