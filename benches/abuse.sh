@@ -30,44 +30,17 @@ log() { printf '[abuse.sh] %s\n' "$*" >&2; }
 python=$(command -v python3) || { log "python3 is missing"; exit 2; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/tally-abuse.XXXXXX")
-pid=""
+# shellcheck source=../scripts/lib/demo.sh
+. scripts/lib/demo.sh
 cleanup() {
-  # Only the server this script started, by its PID: SIGTERM, then SIGKILL.
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  fi
+  demo_stop
   rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-base="http://127.0.0.1:$port"
-# No inherited database, config file or data dir: the fresh SQLite in $work.
-# `env` execs tally, so $! is the server's own PID (what abuse.py measures).
-tally_env=(env -u DATABASE_URL -u TALLY_CONFIG -u TALLY_DATA_DIR TALLY_LOG=warn)
-
-log "starting tally demo on $base (data in $work/data)"
-: >"$work/demo.out"
-"${tally_env[@]}" "$tally" --data-dir "$work/data" demo --listen "127.0.0.1:$port" >"$work/demo.out" 2>"$work/server.log" &
-pid=$!
-
-# The demo prints its admin token once it serves: read its output until then.
-deadline=$((SECONDS + ${TALLY_START_SECONDS:-300}))
-until grep -q 'API token (admin, 30 days): tly_' "$work/demo.out"; do
-  if ! kill -0 "$pid" 2>/dev/null; then
-    log "tally demo exited before serving; its last output:"; tail -n 20 "$work/demo.out" "$work/server.log" >&2; exit 2
-  fi
-  [ "$SECONDS" -lt "$deadline" ] || { log "tally demo printed no API token within ${TALLY_START_SECONDS:-300} s"; exit 2; }
-  sleep 0.5
-done
-log "demo ready after ${SECONDS} s (server pid $pid)"
-
-viewer=$("${tally_env[@]}" "$tally" --data-dir "$work/data" token create --role viewer --expires 1d --label abuse 2>>"$work/server.log" | tr -d '[:space:]')
-[[ "$viewer" =~ ^tly_[0-9a-f]{64}$ ]] || { log "token create --role viewer printed no token"; tail -n 20 "$work/server.log" >&2; exit 2; }
+demo_start
+viewer=$(demo_token --role viewer --label abuse)
 
 status=0
 "$python" benches/abuse.py --url "$base" --token "$viewer" --pid "$pid" --duration "$duration" || status=$?

@@ -69,55 +69,18 @@ export NO_PROXY='*' no_proxy='*'
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/tally-schemathesis.XXXXXX")
 mkdir -p "$reports"
-pid=""
-stop_server() {
-  # Only the process this script started, by its PID: SIGTERM (graceful,
-  # within the header timeout), then SIGKILL if it is still there.
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  fi
-  pid=""
-}
+# shellcheck source=lib/demo.sh
+. scripts/lib/demo.sh
 cleanup() {
-  stop_server
+  demo_stop
   [ -f "$work/server.log" ] && cp "$work/server.log" "$reports/server.log"
   rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-base="http://127.0.0.1:$port"
-
-# No inherited database, config file or data dir: the fresh SQLite in $work.
-# `env` execs tally, so $! below is the server's own PID.
-tally_env=(env -u DATABASE_URL -u TALLY_CONFIG -u TALLY_DATA_DIR TALLY_LOG=warn)
-
-log "starting tally demo on $base (data in $work/data)"
-: >"$work/demo.out"
-"${tally_env[@]}" TALLY_SERVER__RATE_LIMIT_PER_MINUTE=1000000 \
-  "$tally" --data-dir "$work/data" demo --listen "127.0.0.1:$port" >"$work/demo.out" 2>"$work/server.log" &
-pid=$!
-
-# The demo prints its admin token once it serves; read its output line by line until then.
-admin=""
-deadline=$((SECONDS + ${TALLY_START_SECONDS:-300}))
-while [ -z "$admin" ]; do
-  admin=$(sed -n 's/.*API token (admin, 30 days): \(tly_[0-9a-f]\{64\}\).*/\1/p' "$work/demo.out" | head -n 1 || true)
-  [ -n "$admin" ] && break
-  if ! kill -0 "$pid" 2>/dev/null; then
-    log "tally demo exited before serving; its last output:"; tail -n 20 "$work/demo.out" "$work/server.log" >&2; exit 1
-  fi
-  [ "$SECONDS" -lt "$deadline" ] || { log "tally demo printed no API token within ${TALLY_START_SECONDS:-300} s"; exit 1; }
-  sleep 0.5
-done
-log "demo ready after ${SECONDS} s"
-
-tenant=$("${tally_env[@]}" "$tally" --data-dir "$work/data" token create --role tenant --tenant globex --expires 1d --label schemathesis 2>>"$work/server.log" | tr -d '[:space:]')
-[[ "$tenant" =~ ^tly_[0-9a-f]{64}$ ]] || { log "token create --role tenant printed no token"; tail -n 20 "$work/server.log" >&2; exit 1; }
+demo_start TALLY_SERVER__RATE_LIMIT_PER_MINUTE=1000000
+tenant=$(demo_token --role tenant --tenant globex --label schemathesis)
 
 curl -sS --fail --noproxy '*' --max-time 60 -H "Authorization: Bearer $admin" -o "$work/openapi.json" "$base/api/openapi.json"
 operations=$("$python" -c '
@@ -180,7 +143,7 @@ kill -0 "$pid" 2>/dev/null || { log "the server died during the admin run"; stat
 run_st tenant "$tenant"; tenant_line="tenant: $st_counts: $st_verdict"; [ "$st_rc" = 0 ] || status=1
 kill -0 "$pid" 2>/dev/null || { log "the server died during the tenant run"; status=1; }
 
-stop_server
+demo_stop
 log "JUnit reports and the server log: $reports"
 echo "schemathesis $ST_VERSION on $operations operations ($admin_line; $tenant_line): $([ "$status" = 0 ] && echo PASS || echo FAIL)"
 exit "$status"
