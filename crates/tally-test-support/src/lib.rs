@@ -86,6 +86,22 @@ pub fn tally_command(bin: impl AsRef<std::ffi::OsStr>) -> Command {
     c
 }
 
+/// The Tally binary `bin` on data directory `data`, logging warnings only,
+/// with none of the caller's Tally settings (see [`tally_command`]).
+pub fn tally_on(bin: impl AsRef<std::ffi::OsStr>, data: &std::path::Path) -> Command {
+    let mut c = tally_command(bin);
+    c.arg("--data-dir").arg(data).env("TALLY_LOG", "warn");
+    c
+}
+
+/// The standard output of a command that must have succeeded (else a panic
+/// showing both of its outputs).
+pub fn succeeded(out: std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
 /// `tally serve --no-scheduler` on a free loopback port, started from a
 /// prepared command (the binary, its data directory and environment);
 /// killed by its PID when dropped.

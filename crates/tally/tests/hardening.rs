@@ -11,16 +11,10 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 fn tally(data: &Path) -> Command {
-    let mut c = tally_test_support::tally_command(env!("CARGO_BIN_EXE_tally"));
-    c.arg("--data-dir").arg(data).env("TALLY_LOG", "warn");
-    c
+    tally_test_support::tally_on(env!("CARGO_BIN_EXE_tally"), data)
 }
 
-fn ok(out: Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    stdout
-}
+use tally_test_support::succeeded as ok;
 
 /// `tally serve` on a free port with these settings, killed when dropped.
 fn serve(data: &Path, envs: &[(&str, String)]) -> tally_test_support::TallyServer {

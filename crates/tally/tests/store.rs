@@ -6,23 +6,17 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tally_domain::{Month, TenantId};
 use tally_storage::{PostgresStore, SqliteStore, Store};
 
 fn tally(data: &Path) -> Command {
-    let mut c = tally_test_support::tally_command(env!("CARGO_BIN_EXE_tally"));
-    c.arg("--data-dir").arg(data).env("TALLY_LOG", "warn");
-    c
+    tally_test_support::tally_on(env!("CARGO_BIN_EXE_tally"), data)
 }
 
-fn ok(out: Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    stdout
-}
+use tally_test_support::succeeded as ok;
 
 fn oct() -> Month {
     Month::parse("2026-10").unwrap()
