@@ -231,3 +231,58 @@ fn a_damaged_parquet_footer_is_an_error_naming_the_file_never_a_panic() {
     }
     assert!(refused > 0, "some damage must be noticed ({read} read)");
 }
+
+#[test]
+fn a_parquet_page_claiming_a_negative_value_count_is_an_error_never_an_abort() {
+    // polars 0.55 reads a data page's signed value count as unsigned: -v becomes
+    // 2^64 - v, it reserves a validity bitmap that long, the allocation fails and the
+    // process aborts, which no catch_unwind stops (the fuzz properties found it).
+    // Here, in a real CUR 2.0 file, each column's first data page in turn claims
+    // -v values instead of its v: in the page header (thrift compact), field 5, the
+    // data page header (0x2c, or 0x1c after a checksum), starts with field 1, an
+    // i32 (0x15), the zigzag varint count.
+    use polars_buffer::Buffer;
+    use polars_parquet::parquet::page::CompressedPage;
+    use polars_parquet::parquet::read::{PageReader, read_metadata};
+
+    fn varint(mut n: u64) -> Vec<u8> {
+        let mut out = vec![];
+        while n >= 0x80 {
+            out.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+        out
+    }
+
+    let sample = tally_test_support::shared_data().join("aws-cur/derived-cur2-shaped-from-walabs-dec2018-5000.parquet");
+    let bytes = std::fs::read(&sample).unwrap();
+    let footer = read_metadata(&mut std::io::Cursor::new(&bytes)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut damaged_pages = 0;
+    for chunk in footer.row_groups[0].parquet_columns() {
+        let (start, end) = (chunk.data_page_offset() as usize, chunk.byte_range().end as usize);
+        let mut pages = PageReader::new(std::io::Cursor::new(Buffer::from(bytes[start..end].to_vec())), chunk, vec![], usize::MAX);
+        let Some(Ok(CompressedPage::Data(page))) = pages.next() else { continue };
+        let v = page.num_values() as u64;
+        let (count, negative) = (varint(2 * v), varint(2 * v - 1));
+        let header = &bytes[start..(start + 64).min(end)];
+        let found = [0x2c_u8, 0x1c].iter().find_map(|field| {
+            let needle = [&[*field, 0x15][..], &count].concat();
+            header.windows(needle.len()).position(|w| w == needle)
+        });
+        let Some(at) = found.filter(|_| count.len() == negative.len()) else { continue };
+        let mut damaged = bytes.clone();
+        damaged[start + at + 2..start + at + 2 + count.len()].copy_from_slice(&negative);
+        let path = dir.path().join(format!("negative-count-{start}.parquet"));
+        std::fs::write(&path, &damaged).unwrap();
+        let e = match read_cur(&path, &opts()) {
+            Ok(file) => panic!("{}: {} lines read although a page claims -{v} values", path.display(), file.lines.len()),
+            Err(e) => e,
+        };
+        assert!(e.to_string().starts_with(&path.display().to_string()), "{e}");
+        assert!(e.message.contains("damaged"), "{e}");
+        damaged_pages += 1;
+    }
+    assert!(damaged_pages >= 5, "only {damaged_pages} page headers were found to damage");
+}

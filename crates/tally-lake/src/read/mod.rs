@@ -10,6 +10,7 @@ mod cols;
 mod cur;
 mod focus;
 mod lines;
+mod pages;
 mod revenue;
 mod usage;
 
@@ -148,6 +149,8 @@ pub(crate) fn scan(path: &Path) -> Result<(LazyFrame, Option<tempfile::TempPath>
     let pl_path = PlRefPath::new(source.to_string_lossy().as_ref());
     let lf = match format {
         Format::Parquet => {
+            // polars trusts the page counts; a damaged one can abort the process.
+            pages::check(&source, path)?;
             // A Data Exports folder (`BILLING_PERIOD=2026-10/`) names no column of the file.
             let mut args = ScanArgsParquet::default();
             args.hive_options.enabled = Some(false);
