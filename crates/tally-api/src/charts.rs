@@ -8,6 +8,7 @@ use chrono::{Duration, NaiveDate};
 use rust_decimal::Decimal;
 use tally_domain::Month;
 use tally_reports::charts::{BurnChart, ChartError, DailyAreas, Format, SavingsCurves, Size, StackPart, StackedBars, TenantMonth, TenantTrend, render};
+use tally_reports::costs::Measure;
 use tally_storage::{CostDim, CostQuery, DailyBy, DailyQuery};
 
 use crate::ApiState;
@@ -70,7 +71,8 @@ pub async fn chart(State(state): State<ApiState>, who: Principal, Path(file): Pa
             draw(move || render(&BurnChart { report: &report }, format, size)).await?
         }
         "tenants" => {
-            q.only(&["month", "top", "w", "h"])?;
+            q.only(&["month", "top", "measure", "w", "h"])?;
+            let measure = q.measure(Measure::Amortized)?;
             let month = match q.parse::<Month>("month", "a month such as 2026-10")? {
                 Some(m) => m,
                 None => default_month(&state).await?,
@@ -90,7 +92,11 @@ pub async fn chart(State(state): State<ApiState>, who: Principal, Path(file): Pa
                 .into_iter()
                 .map(|r| {
                     let who = r.allocatee.unwrap_or_default();
-                    StackPart { label: names.get(&who).cloned().unwrap_or(who), series: r.pool.unwrap_or_default(), value: r.unblended }
+                    StackPart {
+                        label: names.get(&who).cloned().unwrap_or(who),
+                        series: r.pool.unwrap_or_default(),
+                        value: measure.pick(r.unblended, r.amortized),
+                    }
                 })
                 .collect();
             let title = format!("Cost by tenant in {}, by pool", month.long_name());
@@ -126,7 +132,8 @@ pub async fn chart(State(state): State<ApiState>, who: Principal, Path(file): Pa
             draw(move || render(&DailyAreas { title, currency: &cur, points: &points, top }, format, size)).await?
         }
         "tenant" => {
-            q.only(&["tenant", "from", "to", "w", "h"])?;
+            q.only(&["tenant", "from", "to", "measure", "w", "h"])?;
+            let measure = q.measure(Measure::Amortized)?;
             let id = match (q.get("tenant"), &who.tenant) {
                 (Some(t), _) => t.to_owned(),
                 (None, Some(own)) => own.to_string(),
@@ -143,7 +150,7 @@ pub async fn chart(State(state): State<ApiState>, who: Principal, Path(file): Pa
             };
             let mut months = Vec::new();
             for m in span.from.through(span.to) {
-                let r = build_tenant_report(&state, &t, &Span { from: m, to: m, from_day: None, to_day: None }).await?;
+                let r = build_tenant_report(&state, &t, &Span { from: m, to: m, from_day: None, to_day: None }, measure).await?;
                 months.push(TenantMonth {
                     month: m,
                     cost: r.cost,

@@ -11,6 +11,7 @@ use axum::routing::get;
 use maud::{DOCTYPE, Markup, html};
 use rust_decimal::Decimal;
 use tally_domain::Month;
+use tally_reports::costs::Measure;
 use tally_reports::tenant::TenantReport;
 
 use crate::ApiState;
@@ -253,7 +254,7 @@ async fn ceo(State(state): State<ApiState>, who: Result<Principal, ApiError>) ->
     let last = burn.months.iter().rev().nth(1);
     let month = this.map_or_else(|| Month::of(state.clock.now()), |m| m.month);
     let span = Span { from: month, to: month, from_day: None, to_day: None };
-    let mut tenants = tenant_reports(&state, &who, &span).await.map_err(IntoResponse::into_response)?;
+    let mut tenants = tenant_reports(&state, &who, &span, Measure::Amortized).await.map_err(IntoResponse::into_response)?;
     tenants.retain(|t| t.cost > t.revenue);
     tenants.sort_by_key(|t| std::cmp::Reverse(t.cost - t.revenue));
     let body = html! {
@@ -295,7 +296,7 @@ async fn ceo(State(state): State<ApiState>, who: Result<Principal, ApiError>) ->
             } }
         }
         h2 { "Where the money goes in " (month) }
-        (chart("tenants", &format!("month={month}"), &format!("Cost by tenant in {month}, stacked by pool")))
+        (chart("tenants", &format!("month={month}"), &format!("Cost by tenant in {month}, stacked by pool (amortized)")))
         (chart("daily", &format!("from={}&to={}", month.first_day(), month.next().first_day()), &format!("Daily cost by service in {month}")))
         h2 { "By month" }
         div.table { table {
@@ -327,8 +328,9 @@ async fn tenants_page(State(state): State<ApiState>, who: Result<Principal, ApiE
         Some(m) => m,
         None => default_month(&state).await.map_err(IntoResponse::into_response)?,
     };
+    let measure = q.measure(Measure::Amortized).map_err(IntoResponse::into_response)?;
     let span = Span { from: month, to: month, from_day: None, to_day: None };
-    let mut rows = tenant_reports(&state, &who, &span).await.map_err(IntoResponse::into_response)?;
+    let mut rows = tenant_reports(&state, &who, &span, measure).await.map_err(IntoResponse::into_response)?;
     let key = q.get("sort").unwrap_or("cost").to_owned();
     let desc = q.get("dir") != Some("asc");
     sort_tenants(&mut rows, &key, desc);
@@ -336,12 +338,12 @@ async fn tenants_page(State(state): State<ApiState>, who: Result<Principal, ApiE
     let th = |k: &str, label: &str, numeric: bool| {
         let dir = if key == k && desc { "asc" } else { "desc" };
         let arrow = if key == k { if desc { " ▼" } else { " ▲" } } else { "" };
-        html! { th class=@if numeric { "n" } { a href={ "?month=" (month) "&sort=" (k) "&dir=" (dir) } { (label) (arrow) } } }
+        html! { th class=@if numeric { "n" } { a href={ "?month=" (month) "&measure=" (measure.name()) "&sort=" (k) "&dir=" (dir) } { (label) (arrow) } } }
     };
     let body = html! {
         h1 { "Tenants in " (month) }
-        p.note { "Rows in red fall below the target gross margin of " (state.config.finance.target_margin_percent) "%. Click a column to sort." }
-        @if who.role != Role::Tenant { (chart("tenants", &format!("month={month}"), &format!("Cost by tenant in {month}, stacked by pool"))) }
+        p.note { "Rows in red fall below the target gross margin of " (state.config.finance.target_margin_percent) "%. Click a column to sort. " (measure_note(measure, &format!("?month={month}&sort={key}&dir={}", if desc { "desc" } else { "asc" }))) }
+        @if who.role != Role::Tenant { (chart("tenants", &format!("month={month}&measure={}", measure.name()), &format!("Cost by tenant in {month}, stacked by pool ({})", measure.name()))) }
         div.table { table {
             tr { (th("tenant", "Tenant", false)) th { "Plan" } (th("cost", "Cost", true)) (th("revenue", "Revenue", true)) (th("margin", "Margin", true)) th.n { "Per 1k requests" } th.n { "Per GB egress" } th.n { "Per GB-month DB" } th.n { "Per vCPU-hour" } }
             @for t in &rows {
@@ -362,6 +364,21 @@ async fn tenants_page(State(state): State<ApiState>, who: Result<Principal, ApiE
     Ok(html_response(page("Tenants", Some(&who), "/tenants", body)))
 }
 
+/// Which cost a page's margins and unit costs use, with a link to the
+/// other (`query` is the page's own query without `measure`).
+fn measure_note(measure: Measure, query: &str) -> Markup {
+    match measure {
+        Measure::Amortized => html! {
+            "Costs are amortized: Reserved Instance and Savings Plan fees spread over the usage they covered. "
+            a href={ (query) "&measure=unblended" } { "Show as invoiced (unblended)" }
+        },
+        Measure::Unblended => html! {
+            "Costs are as invoiced (unblended): commitment fees in the month they are billed, covered hours at zero. "
+            a href={ (query) "&measure=amortized" } { "Show amortized" }
+        },
+    }
+}
+
 fn unit(v: Option<Decimal>, cur: &str) -> String {
     match v {
         Some(v) => format!("{}{}", if cur == "USD" { "$" } else { "" }, v.round_dp(4)),
@@ -376,19 +393,23 @@ async fn tenant_page(State(state): State<ApiState>, who: Result<Principal, ApiEr
         Some(m) => m,
         None => default_month(&state).await.map_err(IntoResponse::into_response)?,
     };
+    let measure = q.measure(Measure::Amortized).map_err(IntoResponse::into_response)?;
     let span = Span { from: month, to: month, from_day: None, to_day: None };
-    let r = build_tenant_report(&state, &t, &span).await.map_err(IntoResponse::into_response)?;
+    let r = build_tenant_report(&state, &t, &span, measure).await.map_err(IntoResponse::into_response)?;
     let ex = state.store.explanations(month, Some(t.id.as_str())).await.map_err(|e| ApiError::from(e).into_response())?;
     let cur = state.config.currency.to_string();
     let body = html! {
         h1 { (r.name) " in " (month) }
         div.cards {
-            div.card { div.k { "Cost" } div.v { (money(r.cost, &cur)) } div.s { "amortized " (money(r.cost_amortized, &cur)) } }
+            div.card { div.k { "Cost (" (measure.name()) ")" } div.v { (money(r.cost, &cur)) } div.s {
+                @match measure { Measure::Amortized => { "invoiced " (money(r.cost_unblended, &cur)) } Measure::Unblended => { "amortized " (money(r.cost_amortized, &cur)) } }
+            } }
             div.card { div.k { "Revenue" } div.v { (money(r.revenue, &cur)) } div.s { (r.plan.clone().unwrap_or_else(|| "no plan".into())) } }
             div.card { div.k { "Gross margin" } div.v class=@if r.below_target { "bad" } @else { "good" } { (percent(r.gross_margin_percent)) } div.s { (money(r.gross_margin, &cur)) } }
             div.card { div.k { "Per 1,000 requests" } div.v { (unit(r.unit_costs.per_1000_requests, &cur)) } div.s { (format!("{:.0}", r.usage.requests)) " requests" } }
         }
-        (chart("tenant", &format!("tenant={}", t.id), &format!("{}: cost, revenue, margin and cost per 1,000 requests by month", r.name)))
+        p.note { (measure_note(measure, &format!("?month={month}"))) }
+        (chart("tenant", &format!("tenant={}&measure={}", t.id, measure.name()), &format!("{}: cost, revenue, margin and cost per 1,000 requests by month", r.name)))
         h2 { "Cost by pool" }
         div.table { table {
             tr { th { "Pool" } th { "Service" } th.n { "Unblended" } th.n { "Amortized" } }

@@ -8,6 +8,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use chrono::NaiveDate;
 use tally_domain::Month;
+use tally_reports::costs::Measure;
 
 use crate::error::ApiError;
 
@@ -65,6 +66,11 @@ impl Params {
 
     pub fn parse<T: FromStr>(&self, name: &str, expected: &str) -> Result<Option<T>, ApiError> {
         self.get(name).map(|v| v.parse::<T>().map_err(|_| ApiError::bad_parameter(name, format!("{v:?} is not {expected}")))).transpose()
+    }
+
+    /// `measure=unblended|amortized`, `default` when not given.
+    pub fn measure(&self, default: Measure) -> Result<Measure, ApiError> {
+        Ok(self.get("measure").map(str::parse).transpose().map_err(|e: String| ApiError::bad_parameter("measure", e))?.unwrap_or(default))
     }
 
     /// `month=YYYY-MM`, or `from`/`to` as months (YYYY-MM) or days

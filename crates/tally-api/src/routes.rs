@@ -37,6 +37,23 @@ pub struct SpanQuery {
     pub to: Option<String>,
 }
 
+/// The span, and the cost measure of margins and unit costs.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code, reason = "declares the query for the OpenAPI document; handlers parse it with Params")]
+pub struct TenantQuery {
+    /// A month, `YYYY-MM`; exclusive with `from`/`to`.
+    pub month: Option<String>,
+    /// First month (`YYYY-MM`) or day (`YYYY-MM-DD`).
+    pub from: Option<String>,
+    /// Last month (`YYYY-MM`, inclusive) or day (`YYYY-MM-DD`, exclusive).
+    pub to: Option<String>,
+    /// `amortized` (default: commitment fees spread over the usage they
+    /// covered) or `unblended` (as invoiced) for the cost, margin,
+    /// breakdowns and unit costs.
+    pub measure: Option<String>,
+}
+
 /// The latest month holding an allocation, else the current month.
 pub(crate) async fn default_month(state: &ApiState) -> ApiResult<Month> {
     let runs = state.store.allocation_runs().await?;
@@ -87,7 +104,7 @@ pub async fn costs(State(state): State<ApiState>, who: Principal, q: Params) -> 
     q.only(&["group_by", "measure", "tenant", "service", "pool", "month", "from", "to"])?;
     let span = q.span(default_month(&state).await?)?;
     let dims = parse_dimensions(q.get("group_by").unwrap_or("tenant")).map_err(|e| ApiError::bad_parameter("group_by", e))?;
-    let measure: Measure = q.get("measure").map(str::parse).transpose().map_err(|e: String| ApiError::bad_parameter("measure", e))?.unwrap_or_default();
+    let measure = q.measure(Measure::Unblended)?;
     let tenant = match (q.get("tenant"), &who.tenant) {
         (Some(t), _) if !who.may_see(t) => return Err(ApiError::NotFound(format!("no tenant {t}"))),
         (Some(t), _) => Some(t.to_owned()),
@@ -165,13 +182,7 @@ pub async fn costs(State(state): State<ApiState>, who: Principal, q: Params) -> 
                     (d.as_str().to_owned(), v.unwrap_or_default())
                 })
                 .collect();
-            CostGroup {
-                key,
-                cost: match measure {
-                    Measure::Unblended => r.unblended,
-                    Measure::Amortized => r.amortized,
-                },
-            }
+            CostGroup { key, cost: measure.pick(r.unblended, r.amortized) }
         })
         .collect();
     order(&mut groups, &dims);
@@ -235,36 +246,38 @@ pub(crate) async fn tenant_of(state: &ApiState, who: &Principal, id: &str) -> Ap
     tenants.into_iter().find(|t| t.id.as_str() == id).ok_or_else(|| ApiError::NotFound(format!("no tenant {id}")))
 }
 
-pub(crate) async fn build_tenant_report(state: &ApiState, tenant: &Tenant, span: &Span) -> ApiResult<TenantReport> {
+pub(crate) async fn build_tenant_report(state: &ApiState, tenant: &Tenant, span: &Span, measure: Measure) -> ApiResult<TenantReport> {
     let lines = pool_service_costs(state, span, Some(&tenant.id)).await?.remove(tenant.id.as_str()).unwrap_or_default();
     let revenue: Decimal = state.store.revenue(span.from, span.to).await?.iter().filter(|r| r.tenant == tenant.id).map(|r| r.amount.amount).sum();
     let usage = usage_sums(state, span, Some(&tenant.id)).await?.remove(&tenant.id).unwrap_or_default();
     let vcpu = vcpu_hours(state, span, Some(&tenant.id)).await?.get(tenant.id.as_str()).copied().unwrap_or(0.0);
-    Ok(tenant_report(tenant, span.from, span.to, &lines, revenue, &usage, vcpu, state.config.finance.target_margin_percent))
+    Ok(tenant_report(tenant, span.from, span.to, &lines, revenue, &usage, vcpu, state.config.finance.target_margin_percent, measure))
 }
 
 /// One tenant: cost by pool and service, revenue, gross margin and unit costs.
-#[utoipa::path(get, path = "/api/v1/tenants/{tenant}", tag = "reports", params(("tenant" = String, Path, description = "Tenant id"), SpanQuery),
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}", tag = "reports", params(("tenant" = String, Path, description = "Tenant id"), TenantQuery),
     responses((status = 200, body = TenantReport), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn tenant(State(state): State<ApiState>, who: Principal, Path(id): Path<String>, q: Params) -> ApiResult<Json<TenantReport>> {
-    q.only(&["month", "from", "to"])?;
+    q.only(&["month", "from", "to", "measure"])?;
+    let measure = q.measure(Measure::Amortized)?;
     let t = tenant_of(&state, &who, &id).await?;
     let span = q.span(default_month(&state).await?)?;
-    Ok(Json(build_tenant_report(&state, &t, &span).await?))
+    Ok(Json(build_tenant_report(&state, &t, &span, measure).await?))
 }
 
 /// Every tenant the token may see, with cost, revenue, margin and unit costs.
-#[utoipa::path(get, path = "/api/v1/tenants", tag = "reports", params(SpanQuery),
+#[utoipa::path(get, path = "/api/v1/tenants", tag = "reports", params(TenantQuery),
     responses((status = 200, body = Vec<TenantReport>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn tenants(State(state): State<ApiState>, who: Principal, q: Params) -> ApiResult<Json<Vec<TenantReport>>> {
-    q.only(&["month", "from", "to"])?;
+    q.only(&["month", "from", "to", "measure"])?;
+    let measure = q.measure(Measure::Amortized)?;
     let span = q.span(default_month(&state).await?)?;
-    Ok(Json(tenant_reports(&state, &who, &span).await?))
+    Ok(Json(tenant_reports(&state, &who, &span, measure).await?))
 }
 
-pub(crate) async fn tenant_reports(state: &ApiState, who: &Principal, span: &Span) -> ApiResult<Vec<TenantReport>> {
+pub(crate) async fn tenant_reports(state: &ApiState, who: &Principal, span: &Span, measure: Measure) -> ApiResult<Vec<TenantReport>> {
     let tenants: Vec<Tenant> = state.store.tenants().await?.into_iter().filter(|t| who.may_see(t.id.as_str())).collect();
     let own = who.tenant.as_ref();
     let mut lines = pool_service_costs(state, span, own).await?;
@@ -284,7 +297,7 @@ pub(crate) async fn tenant_reports(state: &ApiState, who: &Principal, span: &Spa
                 let l = lines.remove(t.id.as_str()).unwrap_or_default();
                 let u = usage.remove(&t.id).unwrap_or_default();
                 let v = vcpu.get(t.id.as_str()).copied().unwrap_or(0.0);
-                tenant_report(t, from, to, &l, rev, &u, v, target)
+                tenant_report(t, from, to, &l, rev, &u, v, target, measure)
             })
             .collect();
         out.sort_by(|a, b| b.cost.cmp(&a.cost).then(a.tenant.cmp(&b.tenant)));

@@ -54,6 +54,24 @@ pub enum Measure {
     Amortized,
 }
 
+impl Measure {
+    /// The measure as the `measure` parameter spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Unblended => "unblended",
+            Self::Amortized => "amortized",
+        }
+    }
+
+    /// This measure's figure of a cost known in both.
+    pub fn pick(self, unblended: Decimal, amortized: Decimal) -> Decimal {
+        match self {
+            Self::Unblended => unblended,
+            Self::Amortized => amortized,
+        }
+    }
+}
+
 impl FromStr for Measure {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

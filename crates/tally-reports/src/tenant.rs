@@ -6,6 +6,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use tally_domain::{Month, Tenant};
 
+use crate::costs::Measure;
 use crate::{cents, ratio};
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -59,16 +60,27 @@ pub struct TenantReport {
     pub from: Month,
     #[schema(value_type = String, example = "2026-10")]
     pub to: Month,
+    /// The measure of `cost`, the margin, the breakdowns and the unit costs:
+    /// `amortized` unless the request asked for `unblended`.
+    pub measure: Measure,
+    /// The tenant's cost in `measure`.
     #[serde(with = "rust_decimal::serde::str")]
     #[schema(value_type = String)]
     pub cost: Decimal,
+    /// The tenant's cost as invoiced: commitment fees in the month they are
+    /// billed, covered usage at zero.
+    #[serde(with = "rust_decimal::serde::str")]
+    #[schema(value_type = String)]
+    pub cost_unblended: Decimal,
+    /// The tenant's effective cost: commitment fees spread over the usage
+    /// they covered.
     #[serde(with = "rust_decimal::serde::str")]
     #[schema(value_type = String)]
     pub cost_amortized: Decimal,
     #[serde(with = "rust_decimal::serde::str")]
     #[schema(value_type = String)]
     pub revenue: Decimal,
-    /// Revenue minus (unblended) cost.
+    /// Revenue minus `cost`.
     #[serde(with = "rust_decimal::serde::str")]
     #[schema(value_type = String)]
     pub gross_margin: Decimal,
@@ -89,7 +101,8 @@ pub type UsageSums = BTreeMap<(Month, String), f64>;
 
 /// A tenant's report from its costs per pool and service over the span
 /// (`lines`, summed by the database's rollups), its revenue, its usage and
-/// the vCPU-hours its pods were allocated (the EKS pool's driver).
+/// the vCPU-hours its pods were allocated (the EKS pool's driver), with the
+/// margin, breakdowns and unit costs in `measure`.
 #[allow(clippy::too_many_arguments, reason = "each input is a different figure of the report")]
 pub fn tenant_report(
     tenant: &Tenant,
@@ -100,14 +113,17 @@ pub fn tenant_report(
     usage: &UsageSums,
     vcpu_hours: f64,
     target_margin_percent: Decimal,
+    measure: Measure,
 ) -> TenantReport {
-    let cost: Decimal = lines.iter().map(|r| r.unblended).sum();
+    let cost_unblended: Decimal = lines.iter().map(|r| r.unblended).sum();
     let cost_amortized: Decimal = lines.iter().map(|r| r.amortized).sum();
+    let cost = measure.pick(cost_unblended, cost_amortized);
     let mut by_pool: BTreeMap<String, Decimal> = BTreeMap::new();
     let mut by_service: BTreeMap<String, Decimal> = BTreeMap::new();
     for r in lines {
-        *by_pool.entry(r.pool.clone()).or_default() += r.unblended;
-        *by_service.entry(r.service.clone()).or_default() += r.unblended;
+        let c = measure.pick(r.unblended, r.amortized);
+        *by_pool.entry(r.pool.clone()).or_default() += c;
+        *by_service.entry(r.service.clone()).or_default() += c;
     }
     let sum = |metric: &str| usage.iter().filter(|((_, m), _)| m == metric).map(|(_, v)| *v).sum::<f64>();
     let db_gb_months: f64 = usage.iter().filter(|((_, m), _)| m == "db_storage_gb").map(|((month, _), v)| v / month.hours() as f64).sum();
@@ -137,7 +153,9 @@ pub fn tenant_report(
         plan: tenant.plan.clone(),
         from,
         to,
+        measure,
         cost,
+        cost_unblended,
         cost_amortized,
         revenue,
         gross_margin: margin,
@@ -170,7 +188,7 @@ mod tests {
             ((m, "egress_gb".to_string()), 100.0),
             ((m, "db_storage_gb".to_string()), 50.0 * 744.0),
         ]);
-        let r = tenant_report(&t, m, m, &rows, "199".parse().unwrap(), &usage, 300.0, "60".parse().unwrap());
+        let r = tenant_report(&t, m, m, &rows, "199".parse().unwrap(), &usage, 300.0, "60".parse().unwrap(), Measure::Amortized);
         assert_eq!(r.cost, "80.50".parse::<Decimal>().unwrap());
         assert_eq!(r.gross_margin, "118.50".parse::<Decimal>().unwrap());
         assert_eq!(r.gross_margin_percent, Some("59.5".parse().unwrap()));
@@ -182,10 +200,36 @@ mod tests {
     }
 
     #[test]
+    fn margins_breakdowns_and_unit_costs_follow_the_measure_asked_for() {
+        // A tenant on a reserved m5.xlarge: its node hours are billed at 0
+        // (DiscountedUsage) and the RI's fee is a line of its own, so unblended
+        // shows 0 for its compute, while amortized carries the hours' effective
+        // cost, 84.00 (420 vCPU-hours at 0.20).
+        let t = Tenant::discovered(TenantId::parse("acme").unwrap());
+        let m = Month::parse("2026-10").unwrap();
+        let reserved =
+            PoolServiceCost { pool: "eks_compute".into(), service: "AmazonEC2".into(), unblended: Decimal::ZERO, amortized: "84.00".parse().unwrap() };
+        let rows = [reserved, row("transfer", "AWSDataTransfer", "6.00")];
+        let report = |measure| tenant_report(&t, m, m, &rows, "300".parse().unwrap(), &UsageSums::new(), 420.0, "60".parse().unwrap(), measure);
+        let amortized = report(Measure::Amortized);
+        assert_eq!(
+            (amortized.cost, amortized.cost_unblended, amortized.cost_amortized),
+            ("90.00".parse().unwrap(), "6.00".parse().unwrap(), "90.00".parse().unwrap())
+        );
+        assert_eq!((amortized.gross_margin, amortized.gross_margin_percent), ("210.00".parse().unwrap(), Some("70.0".parse().unwrap())));
+        assert_eq!(amortized.unit_costs.per_vcpu_hour, Some("0.2".parse().unwrap()));
+        assert_eq!(amortized.by_pool[0].name, "eks_compute");
+        let unblended = report(Measure::Unblended);
+        assert_eq!((unblended.cost, unblended.gross_margin_percent), ("6.00".parse().unwrap(), Some("98.0".parse().unwrap())));
+        assert_eq!(unblended.unit_costs.per_vcpu_hour, Some(Decimal::ZERO));
+        assert_eq!(unblended.by_pool[0].name, "transfer");
+    }
+
+    #[test]
     fn a_tenant_that_pays_nothing_but_costs_something_is_below_target() {
         let t = Tenant::discovered(TenantId::parse("acme").unwrap());
         let m = Month::parse("2026-10").unwrap();
-        let r = tenant_report(&t, m, m, &[row("shared", "AmazonS3", "1")], Decimal::ZERO, &UsageSums::new(), 0.0, "60".parse().unwrap());
+        let r = tenant_report(&t, m, m, &[row("shared", "AmazonS3", "1")], Decimal::ZERO, &UsageSums::new(), 0.0, "60".parse().unwrap(), Measure::Amortized);
         assert!(r.below_target);
         assert_eq!(r.gross_margin_percent, None);
     }

@@ -34,6 +34,7 @@ pub(crate) const SQLITE: &[Migration] = &[
         requires_empty: &["cost_lines", "usage_samples"],
     },
     Migration { version: 7, name: "sessions", sql: include_str!("../../../sql/sqlite/0007_sessions.sql"), requires_empty: &[] },
+    Migration { version: 8, name: "amortized_tenant_views", sql: include_str!("../../../sql/sqlite/0008_amortized_tenant_views.sql"), requires_empty: &[] },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -49,6 +50,7 @@ pub(crate) const POSTGRES: &[Migration] = &[
         requires_empty: &["cost_lines", "usage_samples"],
     },
     Migration { version: 7, name: "sessions", sql: include_str!("../../../sql/postgres/0007_sessions.sql"), requires_empty: &[] },
+    Migration { version: 8, name: "amortized_tenant_views", sql: include_str!("../../../sql/postgres/0008_amortized_tenant_views.sql"), requires_empty: &[] },
 ];
 
 pub(crate) const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS _tally_migrations (

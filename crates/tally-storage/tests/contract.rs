@@ -414,7 +414,7 @@ async fn rows_of_an_earlier_version_move_partition_by_partition_exactly(store: &
         assert_eq!(done.replaced_rows, p.rows, "the SQL rows it retired");
     }
     assert!(store.legacy_partitions().await.unwrap().is_empty());
-    assert_eq!(store.migrate().await.unwrap(), 2, "the drop that waited for the move, then the migrations after it");
+    assert_eq!(store.migrate().await.unwrap(), 3, "the drop that waited for the move, then the migrations after it");
     assert!(store.migration_status().await.unwrap().is_current());
     assert!(store.legacy_partitions().await.unwrap().is_empty(), "no raw tables left to read");
 }

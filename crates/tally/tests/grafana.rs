@@ -250,6 +250,7 @@ async fn every_grafana_panel_returns_rows_from_the_demo_in_postgresql_and_agrees
             let t = tenants.as_array().unwrap().iter().find(|t| t["tenant"] == id.as_str()).unwrap_or_else(|| panic!("{id} in the API"));
             for (col, key) in [
                 ("cost", "cost"),
+                ("cost_unblended", "cost_unblended"),
                 ("cost_amortized", "cost_amortized"),
                 ("revenue", "revenue"),
                 ("gross_margin", "gross_margin"),

@@ -1,0 +1,3 @@
+-- PostgreSQL's 0008 redefines report_tenant_unit_costs (a Grafana view) so that
+-- tenant margins and unit costs are amortized; SQLite has no reporting views
+-- (see 0004). This migration exists so both backends carry the same versions.
