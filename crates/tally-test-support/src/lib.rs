@@ -178,16 +178,46 @@ pub fn start_moto() -> Result<Peer> {
     if !bin.exists() {
         bail!("{} is missing: run .ci/run (or its install step) first", bin.display());
     }
-    let port = free_port();
-    let mut child = Command::new(&bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    wait_for_port(addr, &mut child, "moto_server", Duration::from_secs(30))?;
-    Ok(Peer { child, addr, _dir: None })
+    // A free port can be taken by another test's process before moto binds
+    // it: then something else answers on the port and moto exits. So the
+    // port counts only once moto's own API answers there, and moto is tried
+    // again on another port if it exited.
+    let mut last = None;
+    for _ in 0..3 {
+        let port = free_port();
+        let mut child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        match wait_for_moto(addr, &mut child, Duration::from_secs(30)) {
+            Ok(()) => return Ok(Peer { child, addr, _dir: None }),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.expect("tried at least once"))
+}
+
+/// Waits until moto's own dashboard (`GET /moto-api/`, titled "Moto")
+/// answers on `addr`, failing as soon as `child` exits.
+fn wait_for_moto(addr: SocketAddr, child: &mut Child, timeout: Duration) -> Result<()> {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if let Some(status) = child.try_wait()? {
+            bail!("moto_server exited before listening on {addr} ({status})");
+        }
+        if http_get(addr, "/moto-api/").is_ok_and(|page| page.contains("<title>Moto</title>")) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("moto_server did not answer on {addr} within {timeout:?}")
 }
 
 /// Starts LocalStack (CloudWatch only, no Docker) on a free port and waits
