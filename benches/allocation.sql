@@ -91,10 +91,10 @@ chosen AS (
     LEFT JOIN tot td ON td.gran = c.gran AND td.key = c.key AND td.metric = dr.d
     LEFT JOIN tot tf ON tf.gran = c.gran AND tf.key = c.key AND tf.metric = dr.f
 )
-SELECT q.tenant AS allocatee, c.pool, c.u * q.q / c.t AS unblended, c.a * q.q / c.t AS amortized
+SELECT q.tenant AS allocatee, c.pool, c.service, c.u * q.q / c.t AS unblended, c.a * q.q / c.t AS amortized
 FROM chosen c JOIN q ON q.gran = c.gran AND q.key = c.key AND q.metric = c.driver
 UNION ALL
-SELECT '__unallocated__', pool, u, a FROM chosen WHERE driver IS NULL;
+SELECT '__unallocated__', pool, service, u, a FROM chosen WHERE driver IS NULL;
 
 -- EKS node split, idle capacity shared over the node-hour's pods.
 CREATE OR REPLACE TEMP TABLE caps(itype VARCHAR, vcpu DOUBLE, mem DOUBLE);
@@ -119,56 +119,63 @@ n AS (
         coalesce(s.s_cpu, 0) AS s_cpu, coalesce(s.s_mem, 0) AS s_mem
     FROM nl LEFT JOIN caps USING (itype) LEFT JOIN sums s USING (resource_id, gran, key)
 )
-SELECT p.tenant AS allocatee, 'eks_compute' AS pool,
+SELECT p.tenant AS allocatee, 'eks_compute' AS pool, n.service,
     n.u * n.f_cpu * p.a_cpu * (CASE WHEN n.s_cpu > 0 THEN 1 / n.s_cpu ELSE 0 END) + n.u * (1 - n.f_cpu) * p.a_mem * (CASE WHEN n.s_mem > 0 THEN 1 / n.s_mem ELSE 0 END) AS unblended,
     n.a * n.f_cpu * p.a_cpu * (CASE WHEN n.s_cpu > 0 THEN 1 / n.s_cpu ELSE 0 END) + n.a * (1 - n.f_cpu) * p.a_mem * (CASE WHEN n.s_mem > 0 THEN 1 / n.s_mem ELSE 0 END) AS amortized,
     n.day
 FROM n JOIN pods p USING (resource_id, gran, key) WHERE n.vcpu IS NOT NULL
 UNION ALL
-SELECT '__idle__', 'eks_compute',
+SELECT '__idle__', 'eks_compute', n.service,
     n.u * n.f_cpu * (CASE WHEN n.s_cpu > 0 THEN 0 ELSE 1 END) + n.u * (1 - n.f_cpu) * (CASE WHEN n.s_mem > 0 THEN 0 ELSE 1 END),
     n.a * n.f_cpu * (CASE WHEN n.s_cpu > 0 THEN 0 ELSE 1 END) + n.a * (1 - n.f_cpu) * (CASE WHEN n.s_mem > 0 THEN 0 ELSE 1 END),
     n.day
 FROM n WHERE n.vcpu IS NOT NULL
 UNION ALL
-SELECT '__unallocated__', 'eks_compute', n.u, n.a, n.day FROM n WHERE n.vcpu IS NULL;
+SELECT '__unallocated__', 'eks_compute', n.service, n.u, n.a, n.day FROM n WHERE n.vcpu IS NULL;
 
 -- The control plane follows each tenant's EKS compute cost of the day.
 CREATE OR REPLACE TEMP TABLE follow_parts AS
 WITH base AS (
     SELECT allocatee, day, greatest(sum(amortized), 0) AS b FROM node_parts WHERE allocatee NOT LIKE '\_\_%' ESCAPE '\' GROUP BY ALL
 ),
-cp AS (SELECT day, sum(unblended) AS u, sum(amortized) AS a FROM lines WHERE pool = 'eks_control_plane' AND gran <> 2 GROUP BY ALL),
+cp AS (SELECT day, service, sum(unblended) AS u, sum(amortized) AS a FROM lines WHERE pool = 'eks_control_plane' AND gran <> 2 GROUP BY ALL),
 tot AS (SELECT day, sum(b) AS t FROM base GROUP BY ALL)
-SELECT base.allocatee, 'eks_control_plane' AS pool, cp.u * base.b / tot.t AS unblended, cp.a * base.b / tot.t AS amortized
+SELECT base.allocatee, 'eks_control_plane' AS pool, cp.service, cp.u * base.b / tot.t AS unblended, cp.a * base.b / tot.t AS amortized
 FROM cp JOIN tot USING (day) JOIN base USING (day) WHERE tot.t > 0 AND base.b > 0
 UNION ALL
-SELECT '__unallocated__', 'eks_control_plane', cp.u, cp.a FROM cp LEFT JOIN tot USING (day) WHERE coalesce(tot.t, 0) <= 0;
+SELECT '__unallocated__', 'eks_control_plane', cp.service, cp.u, cp.a FROM cp LEFT JOIN tot USING (day) WHERE coalesce(tot.t, 0) <= 0;
 
 CREATE OR REPLACE TEMP TABLE base_parts AS
-SELECT tenant AS allocatee, 'direct' AS pool, unblended, amortized FROM lines WHERE pool = 'direct'
-UNION ALL SELECT allocatee, pool, unblended, amortized FROM driver_parts
-UNION ALL SELECT allocatee, pool, unblended, amortized FROM node_parts
-UNION ALL SELECT allocatee, pool, unblended, amortized FROM follow_parts;
+SELECT tenant AS allocatee, 'direct' AS pool, service, unblended, amortized FROM lines WHERE pool = 'direct'
+UNION ALL SELECT allocatee, pool, service, unblended, amortized FROM driver_parts
+UNION ALL SELECT allocatee, pool, service, unblended, amortized FROM node_parts
+UNION ALL SELECT allocatee, pool, service, unblended, amortized FROM follow_parts;
 
 -- Shared costs in proportion to each tenant's cost of the other pools.
 CREATE OR REPLACE TEMP TABLE shared_parts AS
 WITH w AS (
     SELECT allocatee, greatest(sum(amortized), 0) AS w FROM base_parts WHERE allocatee NOT LIKE '\_\_%' ESCAPE '\' GROUP BY ALL
 ),
-s AS (SELECT sum(unblended) AS u, sum(amortized) AS a FROM lines WHERE pool = 'shared'),
+s AS (SELECT service, sum(unblended) AS u, sum(amortized) AS a FROM lines WHERE pool = 'shared' GROUP BY ALL),
 t AS (SELECT sum(w) AS t FROM w)
-SELECT w.allocatee, 'shared' AS pool, s.u * w.w / t.t AS unblended, s.a * w.w / t.t AS amortized FROM w, s, t WHERE t.t > 0 AND w.w > 0 AND s.u IS NOT NULL;
+SELECT w.allocatee, 'shared' AS pool, s.service, s.u * w.w / t.t AS unblended, s.a * w.w / t.t AS amortized FROM w, s, t WHERE t.t > 0 AND w.w > 0 AND s.u IS NOT NULL;
 
--- Tax follows every allocatee's pre-tax cost.
+-- Tax follows every allocatee's pre-tax cost of the service it is billed
+-- for, else of the whole month.
 CREATE OR REPLACE TEMP TABLE pre_tax AS
-SELECT allocatee, pool, unblended, amortized FROM base_parts UNION ALL SELECT * FROM shared_parts;
+SELECT allocatee, pool, service, unblended, amortized FROM base_parts UNION ALL SELECT * FROM shared_parts;
 
 CREATE OR REPLACE TEMP TABLE tax_parts AS
-WITH w AS (SELECT allocatee, greatest(sum(unblended), 0) AS w FROM pre_tax GROUP BY ALL),
-s AS (SELECT sum(unblended) AS u, sum(amortized) AS a FROM lines WHERE pool = 'tax'),
-t AS (SELECT sum(w) AS t FROM w)
-SELECT w.allocatee, 'tax' AS pool, s.u * w.w / t.t AS unblended, s.a * w.w / t.t AS amortized FROM w, s, t WHERE t.t > 0 AND w.w > 0 AND s.u IS NOT NULL;
+WITH ws AS (SELECT service, allocatee, greatest(sum(unblended), 0) AS w FROM pre_tax GROUP BY ALL),
+ts AS (SELECT service, sum(w) AS t FROM ws GROUP BY ALL),
+wm AS (SELECT allocatee, greatest(sum(unblended), 0) AS w FROM pre_tax GROUP BY ALL),
+tm AS (SELECT sum(w) AS t FROM wm),
+s AS (SELECT service, sum(unblended) AS u, sum(amortized) AS a FROM lines WHERE pool = 'tax' GROUP BY ALL)
+SELECT ws.allocatee, 'tax' AS pool, s.service, s.u * ws.w / ts.t AS unblended, s.a * ws.w / ts.t AS amortized
+FROM s JOIN ts USING (service) JOIN ws USING (service) WHERE ts.t > 0 AND ws.w > 0
+UNION ALL
+SELECT wm.allocatee, 'tax', s.service, s.u * wm.w / tm.t, s.a * wm.w / tm.t
+FROM s LEFT JOIN ts USING (service) CROSS JOIN wm CROSS JOIN tm WHERE coalesce(ts.t, 0) <= 0 AND tm.t > 0 AND wm.w > 0;
 
 CREATE OR REPLACE TEMP TABLE totals AS
 SELECT allocatee, pool, sum(unblended) AS unblended, sum(amortized) AS amortized

@@ -244,20 +244,40 @@ fn shared_costs_can_be_split_evenly_by_fixed_weights_or_kept() {
 }
 
 #[test]
-fn tax_follows_pre_tax_cost_and_credits_follow_the_service_they_name() {
+fn tax_follows_the_service_it_is_billed_for_and_credits_the_service_they_name() {
     let (mut lines, usage) = shared_fixture();
-    let mut tax = line("2026-10-01T00:00:00Z", 24 * 31, "AmazonS3", "Tax", None, "1.45");
-    tax.line_type = LineType::Tax;
-    let mut credit = line("2026-10-01T00:00:00Z", 24 * 31, "AWSELB", "Credit", None, "-0.40");
-    credit.line_type = LineType::Credit;
-    lines.extend([tax, credit]);
+    let month_line = |service: &str, usage_type: &str, cost: &str, kind: LineType| {
+        let mut l = line("2026-10-01T00:00:00Z", 24 * 31, service, usage_type, None, cost);
+        l.line_type = kind;
+        l
+    };
+    lines.extend([
+        month_line("AWSELB", "Credit", "-0.40", LineType::Credit),
+        // A CUR bill has one tax line per service it taxes.
+        month_line("AmazonS3", "Tax", "0.30", LineType::Tax),
+        month_line("AWSELB", "Tax", "0.06", LineType::Tax),
+        month_line("AmazonCloudWatch", "Tax", "0.80", LineType::Tax),
+        // Tax on a service no one was allocated any cost of.
+        month_line("AWSSupportBusiness", "Tax", "0.10", LineType::Tax),
+    ]);
     let a = allocate_month(&AllocationConfig::default(), Currency::USD, oct(), &lines, &usage).unwrap();
     // The ELB credit follows ELB cost: 0.50 each.
     assert_eq!(got(&a, "acme", "credits"), d("-0.20"));
     assert_eq!(got(&a, "globex", "credits"), d("-0.20"));
-    // Pre-tax: acme 3.00 + 0.50 + 8.75 - 0.20 = 12.05; globex 0.50 + 1.25 - 0.20 = 1.55.
-    assert_eq!(got(&a, "acme", "tax") + got(&a, "globex", "tax"), d("1.45"));
-    assert_eq!(got(&a, "acme", "tax"), d("1.28"));
+    let tax = |who: &str, service: &str| -> Decimal {
+        a.monthly.iter().filter(|r| r.allocatee.as_str() == who && r.pool.as_str() == "tax" && r.service == service).map(|r| r.unblended).sum()
+    };
+    // S3: only acme's tagged bucket (3.00), so all of its tax.
+    assert_eq!((tax("acme", "AmazonS3"), tax("globex", "AmazonS3")), (d("0.30"), d("0")));
+    // ELB after its credit: 0.30 each.
+    assert_eq!((tax("acme", "AWSELB"), tax("globex", "AWSELB")), (d("0.03"), d("0.03")));
+    // CloudWatch, a shared cost: acme 8.75, globex 1.25.
+    assert_eq!((tax("acme", "AmazonCloudWatch"), tax("globex", "AmazonCloudWatch")), (d("0.70"), d("0.10")));
+    // Support: by the whole pre-tax bill, acme 3.00 + 0.30 + 8.75 = 12.05 and
+    // globex 0.30 + 1.25 = 1.55: 0.0886 and 0.0114, to the cent 0.09 and 0.01.
+    assert_eq!((tax("acme", "AWSSupportBusiness"), tax("globex", "AWSSupportBusiness")), (d("0.09"), d("0.01")));
+    let ex = a.explanations.iter().find(|e| e.allocatee.as_str() == "acme" && e.pool.as_str() == "tax").unwrap();
+    assert!(ex.method.contains("the service the tax is billed for"), "{}", ex.method);
     assert_reconciles(&a, &lines);
 }
 

@@ -128,12 +128,15 @@ struct CurWriter {
     month: Month,
     lines: usize,
     unblended: f64,
+    /// Unblended cost so far per product code, for the month-end tax lines.
+    by_service: std::collections::BTreeMap<&'static str, f64>,
     seed: u64,
 }
 
 impl CurWriter {
     fn push(&mut self, line: Line) -> Result<(), Error> {
         self.unblended += line.cost;
+        *self.by_service.entry(line.product_code).or_default() += line.cost;
         self.batch.push(line);
         if self.batch.len() >= BATCH {
             self.flush()?;
@@ -351,6 +354,7 @@ pub(crate) fn month(params: &Params, tenants: &[TenantSpec], month: Month, index
         month,
         lines: 0,
         unblended: 0.0,
+        by_service: std::collections::BTreeMap::new(),
         seed: params.seed,
     };
     let usage_columns = [
@@ -681,13 +685,16 @@ pub(crate) fn month(params: &Params, tenants: &[TenantSpec], month: Month, index
             cur.push(c)?;
         }
         cur.flush()?;
-        let pre_tax = cur.unblended;
+        // As on an AWS invoice: one tax line per product code, on its month's cost.
         let tax_usage: Arc<str> = "Tax".into();
-        let tax_desc: Arc<str> = format!("Tax for product code AmazonEC2 and related services at {:.2}%", TAX_RATE * 100.0).into();
-        let mut t = line(start, month_end, "AmazonEC2", &tax_usage, "", None, &tax_desc, 0.0, 0.0);
-        t.line_type = "Tax";
-        t.cost = cur_round((pre_tax * TAX_RATE * 100.0).round() / 100.0);
-        cur.push(t)?;
+        let taxed: Vec<(&'static str, f64)> = cur.by_service.iter().map(|(code, cost)| (*code, *cost)).filter(|(_, cost)| *cost > 0.0).collect();
+        for (code, pre_tax) in taxed {
+            let tax_desc: Arc<str> = format!("Tax for product code {code} at {:.2}%", TAX_RATE * 100.0).into();
+            let mut t = line(start, month_end, code, &tax_usage, "", None, &tax_desc, 0.0, 0.0);
+            t.line_type = "Tax";
+            t.cost = cur_round((pre_tax * TAX_RATE * 100.0).round() / 100.0);
+            cur.push(t)?;
+        }
     }
     cur.flush()?;
     usage.flush()?;

@@ -486,7 +486,15 @@ fn weighted(lines: &DataFrame, pool: &str, bases: impl Fn(Option<&str>, i32) -> 
         .with_columns([lit(pool.to_owned()).alias("pool"), when(col("unallocated")).then(lit(reason.to_owned())).otherwise(null_str()).alias("reason")]))
 }
 
+/// Each tenant's weight in `base` (a [`totals`] frame), negative weights as
+/// zero; with `key`, only the rows whose column `key.0` is `key.1`.
 fn tenant_weights(base: &DataFrame, key: Option<(&str, &str)>) -> PolarsResult<Vec<(String, f64)>> {
+    allocatee_weights(base, key, true)
+}
+
+/// Like [`tenant_weights`], with the overhead rows (`__shared__`, `__idle__`,
+/// `__unallocated__`) too unless `tenants_only`.
+fn allocatee_weights(base: &DataFrame, key: Option<(&str, &str)>, tenants_only: bool) -> PolarsResult<Vec<(String, f64)>> {
     let mut out = Vec::new();
     let who = base.column("allocatee")?.str()?;
     let b = base.column("b")?.f64()?;
@@ -501,7 +509,7 @@ fn tenant_weights(base: &DataFrame, key: Option<(&str, &str)>) -> PolarsResult<V
             continue;
         }
         let a = who.get(i).unwrap_or_default();
-        if TenantId::parse(a).is_ok() {
+        if !tenants_only || TenantId::parse(a).is_ok() {
             out.push((a.to_owned(), b.get(i).unwrap_or(0.0).max(0.0)));
         }
     }
@@ -703,23 +711,32 @@ pub(crate) fn split(lines: LazyFrame, usage: LazyFrame, cfg: &AllocationConfig) 
         rows = concat([rows.lazy(), part(frame)], UnionArgs::default())?.run()?;
     }
 
-    // Tax follows each allocatee's pre-tax cost of the month.
+    // Tax follows each allocatee's pre-tax cost of the service it is billed
+    // for (a CUR tax line names the taxed service), else of the whole month.
     let tax_lines = pool_lines(PoolId::TAX)?;
     if tax_lines.height() > 0 {
-        let pre_tax = totals(&rows, &["allocatee"], "unblended")?;
-        let weights: Vec<(String, f64)> = {
-            let who = pre_tax.column("allocatee")?.str()?;
-            let b = pre_tax.column("b")?.f64()?;
-            (0..pre_tax.height()).map(|i| (who.get(i).unwrap_or_default().to_owned(), b.get(i).unwrap_or(0.0).max(0.0))).collect()
+        let by_service = totals(&rows, &["allocatee", "service"], "unblended")?;
+        let by_all = totals(&rows, &["allocatee"], "unblended")?;
+        const DRIVER: &str = "pre-tax cost of the taxed services";
+        out.methods.insert(
+            PoolId::TAX.into(),
+            "in proportion to each tenant's (and overhead row's) pre-tax cost of the service the tax is billed for in the month, else of the whole month"
+                .into(),
+        );
+        out.drivers.insert(PoolId::TAX.into(), DRIVER.into());
+        let weights_for = |service: Option<&str>| -> Option<Vec<(String, f64)>> {
+            let of_service = allocatee_weights(&by_service, service.map(|s| ("service", s)), false).ok()?;
+            if of_service.iter().any(|(_, w)| *w > 0.0) { Some(of_service) } else { allocatee_weights(&by_all, None, false).ok() }
         };
-        out.methods.insert(PoolId::TAX.into(), "in proportion to each tenant's (and overhead row's) pre-tax cost of the month".into());
-        out.drivers.insert(PoolId::TAX.into(), "pre-tax cost".into());
-        for (t, v) in &weights {
-            if *v > 0.0 && TenantId::parse(t).is_ok() {
-                out.quantities.insert((PoolId::TAX.into(), t.clone()), ("pre-tax cost".into(), *v));
+        let taxed: BTreeSet<String> = strings(tax_lines.column("service")?.str()?).flatten().map(str::to_owned).collect();
+        for svc in &taxed {
+            for (t, w) in weights_for(Some(svc)).unwrap_or_default() {
+                if w > 0.0 && TenantId::parse(&t).is_ok() {
+                    out.quantities.entry((PoolId::TAX.into(), t)).or_insert((DRIVER.into(), 0.0)).1 += w;
+                }
             }
         }
-        let frame = weighted(&tax_lines, PoolId::TAX, |_, _| Some(weights.clone()), "no pre-tax cost to follow in the month")?;
+        let frame = weighted(&tax_lines, PoolId::TAX, |s, _| weights_for(s), "no pre-tax cost to follow in the month")?;
         rows = concat([rows.lazy(), part(frame)], UnionArgs::default())?.run()?;
     }
 
