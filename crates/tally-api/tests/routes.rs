@@ -465,7 +465,8 @@ async fn margins_and_unit_costs_are_amortized_unless_asked_for_unblended() {
     // docs/allocation.md's worked example, stored as the allocation of September:
     // Acme's node is covered by a Reserved Instance (its hours are 0.00 unblended,
     // 90.02 amortized) and the RIFee of 90.02 was spread over both tenants like a
-    // shared cost, 20 : 80, in the unblended measure only.
+    // shared cost, by their amortized cost of the other pools, 110.02 : 80.00, in
+    // the unblended measure only.
     let app = spawn_app(1_000_000).await;
     let sep = Month::parse("2026-09").unwrap();
     let line = |who: &str, pool: &str, service: &str, unblended: &str, amortized: &str| AllocationRow {
@@ -493,9 +494,9 @@ async fn margins_and_unit_costs_are_amortized_unless_asked_for_unblended() {
             monthly: vec![
                 line("acme", "eks_compute", "AmazonEC2", "0.00", "90.02"),
                 line("acme", "load_balancer", "AWSELB", "20.00", "20.00"),
-                line("acme", "unused_commitment", "AmazonEC2", "18.00", "0.00"),
+                line("acme", "unused_commitment", "AmazonEC2", "52.12", "0.00"),
                 line("globex", "rds_compute", "AmazonRDS", "80.00", "80.00"),
-                line("globex", "unused_commitment", "AmazonEC2", "72.02", "0.00"),
+                line("globex", "unused_commitment", "AmazonEC2", "37.90", "0.00"),
             ],
             service_daily: vec![],
             tenant_daily: vec![],
@@ -513,11 +514,11 @@ async fn margins_and_unit_costs_are_amortized_unless_asked_for_unblended() {
     let acme = app.get("/api/v1/tenants/acme?month=2026-09", Some("viewer")).await.json();
     assert_eq!(
         (&acme["measure"], &acme["cost"], &acme["cost_unblended"], &acme["cost_amortized"], &acme["gross_margin_percent"]),
-        (&"amortized".into(), &"110.02".into(), &"38.00".into(), &"110.02".into(), &"45.0".into())
+        (&"amortized".into(), &"110.02".into(), &"72.12".into(), &"110.02".into(), &"45.0".into())
     );
     assert_eq!(acme["by_pool"][0]["name"], "eks_compute");
     let invoiced = app.get("/api/v1/tenants/acme?month=2026-09&measure=unblended", Some("viewer")).await.json();
-    assert_eq!((&invoiced["measure"], &invoiced["cost"], &invoiced["gross_margin_percent"]), (&"unblended".into(), &"38.00".into(), &"81.0".into()));
+    assert_eq!((&invoiced["measure"], &invoiced["cost"], &invoiced["gross_margin_percent"]), (&"unblended".into(), &"72.12".into(), &"63.9".into()));
     let all = app.get("/api/v1/tenants?month=2026-09", Some("viewer")).await.json();
     let margins: Vec<(&str, &str)> =
         all.as_array().unwrap().iter().map(|t| (t["tenant"].as_str().unwrap(), t["gross_margin_percent"].as_str().unwrap())).collect();
@@ -530,9 +531,9 @@ async fn margins_and_unit_costs_are_amortized_unless_asked_for_unblended() {
     assert_eq!((&costs["measure"], &costs["total"]), (&"unblended".into(), &"190.02".into()));
     // The dashboard says which measure it shows and links to the other.
     let page = String::from_utf8(app.get("/tenants/acme?month=2026-09", Some("viewer")).await.body).unwrap();
-    assert!(page.contains("$110.02") && page.contains("invoiced $38.00") && page.contains("measure=unblended"), "{page}");
+    assert!(page.contains("$110.02") && page.contains("invoiced $72.12") && page.contains("measure=unblended"), "{page}");
     let page = String::from_utf8(app.get("/tenants?month=2026-09&measure=unblended", Some("viewer")).await.body).unwrap();
-    assert!(page.contains("$38.00") && page.contains("Show amortized"), "{page}");
+    assert!(page.contains("$72.12") && page.contains("Show amortized"), "{page}");
 }
 
 #[tokio::test]

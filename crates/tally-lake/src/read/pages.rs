@@ -109,7 +109,7 @@ fn check_chunk(chunk: &ColumnChunkMetadata, bytes: Buffer<u8>, scratch: &mut Vec
                 if def_bits > 0 && (!v1 || page.definition_level_encoding() == Encoding::Rle) {
                     runs(parts.def, def_bits, values).map_err(|e| at(format!("definition levels: {e}")))?;
                 }
-                check_values(page.encoding(), physical, parts.values, values, v1).map_err(at)?;
+                check_values(page.encoding(), physical, parts.values, values).map_err(at)?;
             }
         }
         scratch.clear();
@@ -122,7 +122,7 @@ fn check_chunk(chunk: &ColumnChunkMetadata, bytes: Buffer<u8>, scratch: &mut Vec
 
 /// Checks the encoded values of a data page of `values` values (nulls
 /// included, so an upper bound on the values encoded).
-fn check_values(encoding: Encoding, physical: PhysicalType, data: &[u8], values: u64, v1: bool) -> Result<(), String> {
+fn check_values(encoding: Encoding, physical: PhysicalType, data: &[u8], values: u64) -> Result<(), String> {
     match encoding {
         Encoding::RleDictionary | Encoding::PlainDictionary => {
             let Some((&bits, indices)) = data.split_first() else { return Ok(()) };
@@ -132,8 +132,8 @@ fn check_values(encoding: Encoding, physical: PhysicalType, data: &[u8], values:
             runs(indices, usize::from(bits), values).map_err(|e| format!("dictionary indices: {e}"))
         }
         Encoding::Rle if physical == PhysicalType::Boolean => {
-            // A v1 page's run-length booleans start with their length.
-            let data = if v1 { data.get(4..).unwrap_or_default() } else { data };
+            // Run-length booleans start with their length (v1 and v2 pages alike).
+            let data = data.get(4..).unwrap_or_default();
             runs(data, 1, values).map_err(|e| format!("booleans: {e}"))
         }
         Encoding::DeltaBinaryPacked | Encoding::DeltaLengthByteArray | Encoding::DeltaByteArray => {
@@ -228,6 +228,14 @@ mod tests {
         huge.push(n as u8);
         assert_eq!(runs(&huge, 1, 1000), Err(format!("a run claims {} values; 1000 are left", 1u64 << 61)));
         assert_eq!(runs(&[0x80, 0x80], 1, 10), Err("a run header is cut off".into()));
+    }
+
+    #[test]
+    fn run_length_booleans_skip_their_length_on_v1_and_v2_pages() {
+        // 1,000 trues: the 4-byte length (3), then one RLE run of 1,000 (varint 2,000) of 1.
+        let page = [3, 0, 0, 0, 0xd0, 0x0f, 1];
+        assert_eq!(check_values(Encoding::Rle, PhysicalType::Boolean, &page, 1000), Ok(()));
+        assert!(check_values(Encoding::Rle, PhysicalType::Boolean, &page, 999).is_err());
     }
 
     #[test]
